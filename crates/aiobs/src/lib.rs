@@ -1,0 +1,2 @@
+//! aiobs facade.
+pub use aiobs_core::*;

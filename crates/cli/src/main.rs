@@ -1,0 +1,2 @@
+//! The `aiobs` command-line tool (under construction).
+fn main() {}

@@ -1,0 +1,1 @@
+//! aiobs-conformance (under construction).

@@ -1,0 +1,142 @@
+//! The ingress queue: where the application's threads hand events to the pipeline.
+//!
+//! It is sharded by thread so that emitting never contends on one global lock,
+//! and the router drains every shard in one pass (a batch per wake-up rather
+//! than a channel hop per event). Closing happens under each shard's lock, so
+//! an event is either drained by the router or refused as `AfterShutdown`:
+//! never stranded.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+
+use crate::event::ObservabilityEvent;
+
+#[derive(Default)]
+struct Shard {
+    events: Vec<ObservabilityEvent>,
+    /// Events ever pushed into this shard (pipeline `accepted`, counted under the lock).
+    pushed: u64,
+    closed: bool,
+}
+
+/// Why a push was refused.
+pub(crate) enum Refused {
+    Full(ObservabilityEvent),
+    Closed,
+}
+
+pub(crate) struct Ingress {
+    shards: Box<[Mutex<Shard>]>,
+    capacity_per_shard: usize,
+    has_data: AtomicBool,
+    pub(crate) wake: Notify,
+}
+
+impl std::fmt::Debug for Ingress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ingress")
+            .field("shards", &self.shards.len())
+            .finish()
+    }
+}
+
+static NEXT_THREAD: AtomicUsize = AtomicUsize::new(0);
+thread_local! {
+    static THREAD_INDEX: usize = NEXT_THREAD.fetch_add(1, Ordering::Relaxed);
+}
+
+impl Ingress {
+    pub(crate) fn new(capacity: usize) -> Self {
+        let n = std::thread::available_parallelism()
+            .map_or(4, |p| p.get() * 2)
+            .next_power_of_two()
+            .clamp(2, 64);
+        Self {
+            shards: (0..n).map(|_| Mutex::new(Shard::default())).collect(),
+            capacity_per_shard: (capacity / n).max(1),
+            has_data: AtomicBool::new(false),
+            wake: Notify::new(),
+        }
+    }
+
+    fn shard(&self) -> &Mutex<Shard> {
+        let i = THREAD_INDEX.with(|i| *i) & (self.shards.len() - 1);
+        &self.shards[i]
+    }
+
+    pub(crate) fn push(&self, event: ObservabilityEvent) -> Result<(), Refused> {
+        {
+            let Ok(mut s) = self.shard().lock() else {
+                return Err(Refused::Closed);
+            };
+            if s.closed {
+                return Err(Refused::Closed);
+            }
+            if s.events.len() >= self.capacity_per_shard {
+                return Err(Refused::Full(event));
+            }
+            s.events.push(event);
+            s.pushed += 1;
+        }
+        // Wake the router once per batch, not once per event.
+        if !self.has_data.load(Ordering::Acquire) && !self.has_data.swap(true, Ordering::AcqRel) {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Retries a full push until `timeout` (the `Block` overflow policy).
+    pub(crate) fn push_blocking(
+        &self,
+        mut event: ObservabilityEvent,
+        timeout: Duration,
+    ) -> Result<(), Refused> {
+        let deadline = Instant::now() + timeout;
+        let mut pause = Duration::from_micros(20);
+        loop {
+            match self.push(event) {
+                Err(Refused::Full(e)) if Instant::now() < deadline => {
+                    event = e;
+                    self.wake.notify_one();
+                    std::thread::sleep(
+                        pause.min(deadline.saturating_duration_since(Instant::now())),
+                    );
+                    pause = (pause * 2).min(Duration::from_millis(2));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Moves every queued event into `out`. Returns how many.
+    pub(crate) fn drain_into(&self, out: &mut Vec<ObservabilityEvent>) -> usize {
+        self.has_data.store(false, Ordering::Release);
+        let before = out.len();
+        for shard in self.shards.iter() {
+            if let Ok(mut s) = shard.lock() {
+                out.append(&mut s.events);
+            }
+        }
+        out.len() - before
+    }
+
+    /// Refuses every later push. What is queued stays for the router's last drain.
+    pub(crate) fn close(&self) {
+        for shard in self.shards.iter() {
+            if let Ok(mut s) = shard.lock() {
+                s.closed = true;
+            }
+        }
+    }
+
+    /// Events ever accepted into the queue.
+    pub(crate) fn pushed(&self) -> u64 {
+        self.shards
+            .iter()
+            .filter_map(|s| s.lock().ok().map(|s| s.pushed))
+            .sum()
+    }
+}

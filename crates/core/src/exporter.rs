@@ -1,0 +1,339 @@
+//! The exporter contract: what a destination implements, and nothing more.
+//!
+//! Queueing, batching, retry, flush barriers and drop accounting live once, in
+//! the pipeline worker. An exporter only says how to *push one batch* and how
+//! its own errors should be treated.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use crate::event::{ObservabilityEvent, Signals};
+
+/// One batch handed to [`Exporter::export`].
+pub type ExportBatch = [Arc<ObservabilityEvent>];
+
+/// How the worker batches events for one exporter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BatchPolicy {
+    /// Most events in one `export` call.
+    pub max_events: usize,
+    /// Most estimated bytes in one `export` call (a single larger event is sent alone).
+    pub max_bytes: usize,
+    /// Longest an event waits for its batch to fill. Flush ignores it.
+    pub max_wait: Duration,
+    /// Most events queued for this exporter; beyond it the overflow policy applies.
+    pub queue_capacity: usize,
+}
+
+impl Default for BatchPolicy {
+    fn default() -> Self {
+        Self {
+            max_events: 1000,
+            max_bytes: 4 * 1024 * 1024,
+            max_wait: Duration::from_secs(5),
+            queue_capacity: 10_000,
+        }
+    }
+}
+
+impl BatchPolicy {
+    /// Sets `max_events` (at least 1).
+    pub fn with_max_events(mut self, n: usize) -> Self {
+        self.max_events = n.max(1);
+        self
+    }
+    /// Sets `max_bytes`.
+    pub fn with_max_bytes(mut self, n: usize) -> Self {
+        self.max_bytes = n.max(1);
+        self
+    }
+    /// Sets `max_wait`.
+    pub fn with_max_wait(mut self, d: Duration) -> Self {
+        self.max_wait = d;
+        self
+    }
+    /// Sets `queue_capacity` (at least 1).
+    pub fn with_queue_capacity(mut self, n: usize) -> Self {
+        self.queue_capacity = n.max(1);
+        self
+    }
+}
+
+/// How the worker retries failed exports.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct RetryPolicy {
+    /// Retries after the first attempt (0: never retry).
+    pub max_retries: u32,
+    /// Backoff before the first retry; doubles each time.
+    pub initial_backoff: Duration,
+    /// Longest backoff (and longest `Retry-After` honoured).
+    pub max_backoff: Duration,
+    /// Random spread applied to each backoff, 0.0..=1.0 (0.2 = ±20 %).
+    pub jitter: f64,
+    /// Longest one `export` call may take before it counts as a transient failure.
+    pub attempt_timeout: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_retries: 4,
+            initial_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(30),
+            jitter: 0.2,
+            attempt_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Sets `max_retries`.
+    pub fn with_max_retries(mut self, n: u32) -> Self {
+        self.max_retries = n;
+        self
+    }
+    /// Sets `initial_backoff`.
+    pub fn with_initial_backoff(mut self, d: Duration) -> Self {
+        self.initial_backoff = d;
+        self
+    }
+    /// Sets `max_backoff`.
+    pub fn with_max_backoff(mut self, d: Duration) -> Self {
+        self.max_backoff = d;
+        self
+    }
+    /// Sets `jitter` (clamped to 0.0..=1.0).
+    pub fn with_jitter(mut self, j: f64) -> Self {
+        self.jitter = if j.is_finite() {
+            j.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        self
+    }
+    /// Sets `attempt_timeout`.
+    pub fn with_attempt_timeout(mut self, d: Duration) -> Self {
+        self.attempt_timeout = d;
+        self
+    }
+
+    /// The backoff before retry number `retry` (0-based), with jitter applied.
+    pub fn backoff(&self, retry: u32) -> Duration {
+        let base = self
+            .initial_backoff
+            .saturating_mul(1u32.checked_shl(retry.min(31)).unwrap_or(u32::MAX))
+            .min(self.max_backoff);
+        let spread = 1.0 + self.jitter * (fastrand::f64() * 2.0 - 1.0);
+        base.mul_f64(spread.max(0.0)).min(self.max_backoff)
+    }
+}
+
+/// How the worker should treat a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorClass {
+    /// Worth retrying with backoff (5xx, connection reset, timeout, locked database).
+    Transient,
+    /// The destination asked us to slow down; retry after this long if given.
+    Throttled(Option<Duration>),
+    /// Retrying cannot help (400, 422, schema mismatch): count as failed.
+    Permanent,
+    /// The exporter cannot work at all (401/403, bad credentials): it is
+    /// disabled, and this and every later event is counted as dropped.
+    Disabled,
+}
+
+impl ErrorClass {
+    /// Whether the worker retries this class.
+    pub fn is_retryable(self) -> bool {
+        matches!(self, Self::Transient | Self::Throttled(_))
+    }
+}
+
+/// An export failure.
+#[derive(Debug, thiserror::Error)]
+#[error("{class:?}: {message}")]
+pub struct ExportError {
+    /// How to treat it.
+    pub class: ErrorClass,
+    /// What went wrong, for the flush report and logs.
+    pub message: String,
+    /// The underlying error.
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl ExportError {
+    /// An error of this class.
+    pub fn new(class: ErrorClass, message: impl Into<String>) -> Self {
+        Self {
+            class,
+            message: message.into(),
+            source: None,
+        }
+    }
+    /// A transient error.
+    pub fn transient(message: impl Into<String>) -> Self {
+        Self::new(ErrorClass::Transient, message)
+    }
+    /// A throttling error.
+    pub fn throttled(retry_after: Option<Duration>, message: impl Into<String>) -> Self {
+        Self::new(ErrorClass::Throttled(retry_after), message)
+    }
+    /// A permanent error.
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self::new(ErrorClass::Permanent, message)
+    }
+    /// An error that disables the exporter.
+    pub fn disabled(message: impl Into<String>) -> Self {
+        Self::new(ErrorClass::Disabled, message)
+    }
+    /// Attaches the underlying error.
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+}
+
+/// One item of a batch the destination refused while accepting the rest
+/// (e.g. a Langfuse 207 multi-status).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemRejection {
+    /// Index of the event in the batch passed to `export`.
+    pub index: usize,
+    /// How to treat it: retryable classes are re-sent, others counted failed.
+    pub class: ErrorClass,
+    /// Why.
+    pub message: String,
+}
+
+/// The result of a successful `export` call.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[must_use]
+pub struct ExportOutcome {
+    /// Items the destination refused; every other item counts delivered.
+    pub rejected: Vec<ItemRejection>,
+}
+
+impl ExportOutcome {
+    /// Every item was acknowledged.
+    pub fn all_delivered() -> Self {
+        Self::default()
+    }
+    /// Some items were refused.
+    pub fn partial(rejected: Vec<ItemRejection>) -> Self {
+        Self { rejected }
+    }
+}
+
+/// What an exporter is told when the pipeline starts.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ExporterContext {
+    /// The service name configured on the builder.
+    pub service_name: String,
+}
+
+/// A destination for events.
+///
+/// `export` must return only once the destination has acknowledged the batch
+/// (HTTP 2xx, committed transaction, ...): the pipeline's promise that a
+/// returned `flush` means *delivered* rests on it. `flush` and `shutdown` have
+/// no default bodies on purpose: each exporter states what they mean for it.
+#[async_trait]
+pub trait Exporter: Send + Sync + Debug + 'static {
+    /// A short stable name (`sqlite`, `langfuse`, ...), used in stats and as
+    /// the metadata key for exporter-specific settings.
+    fn name(&self) -> &str;
+
+    /// The events this exporter wants; others never reach its queue.
+    fn signals(&self) -> Signals;
+
+    /// How to batch events for this exporter.
+    fn batch_policy(&self) -> BatchPolicy;
+
+    /// How to retry failed exports.
+    fn retry_policy(&self) -> RetryPolicy;
+
+    /// Called once before the first export (connect, migrate, probe `/info`).
+    /// A `Disabled` error disables the exporter; others are retried at the first export.
+    async fn init(&self, ctx: &ExporterContext) -> Result<(), ExportError>;
+
+    /// Pushes one batch and returns when the destination acknowledged it.
+    async fn export(&self, batch: &ExportBatch) -> Result<ExportOutcome, ExportError>;
+
+    /// Pushes anything the exporter itself still buffers (a vendor SDK queue)
+    /// and returns when it is acknowledged, or the deadline passes.
+    async fn flush(&self, deadline: Instant) -> Result<(), ExportError>;
+
+    /// Flushes, then releases resources. Called once.
+    async fn shutdown(&self, deadline: Instant) -> Result<(), ExportError>;
+}
+
+macro_rules! forward_exporter {
+    ($ty:ty) => {
+        #[async_trait]
+        impl<E: Exporter + ?Sized> Exporter for $ty {
+            fn name(&self) -> &str {
+                (**self).name()
+            }
+            fn signals(&self) -> Signals {
+                (**self).signals()
+            }
+            fn batch_policy(&self) -> BatchPolicy {
+                (**self).batch_policy()
+            }
+            fn retry_policy(&self) -> RetryPolicy {
+                (**self).retry_policy()
+            }
+            async fn init(&self, ctx: &ExporterContext) -> Result<(), ExportError> {
+                (**self).init(ctx).await
+            }
+            async fn export(&self, batch: &ExportBatch) -> Result<ExportOutcome, ExportError> {
+                (**self).export(batch).await
+            }
+            async fn flush(&self, deadline: Instant) -> Result<(), ExportError> {
+                (**self).flush(deadline).await
+            }
+            async fn shutdown(&self, deadline: Instant) -> Result<(), ExportError> {
+                (**self).shutdown(deadline).await
+            }
+        }
+    };
+}
+
+// Every method is forwarded: a wrapper that silently drops `flush` is the bug
+// this project exists to avoid.
+forward_exporter!(Arc<E>);
+forward_exporter!(Box<E>);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let p = RetryPolicy::default()
+            .with_initial_backoff(Duration::from_millis(100))
+            .with_max_backoff(Duration::from_secs(1))
+            .with_jitter(0.0);
+        assert_eq!(p.backoff(0), Duration::from_millis(100));
+        assert_eq!(p.backoff(1), Duration::from_millis(200));
+        assert_eq!(p.backoff(3), Duration::from_millis(800));
+        assert_eq!(p.backoff(4), Duration::from_secs(1));
+        assert_eq!(p.backoff(200), Duration::from_secs(1));
+        let j = p.with_jitter(0.5);
+        for _ in 0..100 {
+            let b = j.backoff(1);
+            assert!(
+                b >= Duration::from_millis(100) && b <= Duration::from_millis(300),
+                "{b:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,463 @@
+//! The live span handle the application holds.
+
+use std::sync::{Arc, OnceLock};
+
+use chrono::Utc;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::model::{Ancestor, ExportedSpan, SpanAttributes, SpanError, SpanStatus, Usage};
+use super::options::SpanOptions;
+use crate::event::SpanEventKind;
+use crate::id::{SpanId, TraceId, TraceParent};
+use crate::observability::Shared;
+use crate::sampling::SamplingInput;
+
+/// What a whole trace shares: set at the root, inherited by every span.
+#[derive(Debug)]
+pub(crate) struct TraceContext {
+    pub(crate) tags: Arc<[String]>,
+    pub(crate) user_id: Option<Arc<str>>,
+    pub(crate) session_id: Option<Arc<str>>,
+    pub(crate) metadata: Map<String, Value>,
+    pub(crate) hide_input: bool,
+    pub(crate) hide_output: bool,
+}
+
+impl TraceContext {
+    fn of(span: &ExportedSpan) -> Self {
+        Self {
+            tags: span.tags.clone(),
+            user_id: span.user_id.clone(),
+            session_id: span.session_id.clone(),
+            metadata: Map::new(),
+            hide_input: false,
+            hide_output: false,
+        }
+    }
+}
+
+/// A span being recorded. End it with [`Span::end`] (or [`Span::error`]);
+/// dropping it unended ends it with status `Dropped`, counted in stats.
+///
+/// A span of an unsampled trace is a cheap no-op that still carries its ids,
+/// so context propagates.
+#[derive(Debug)]
+#[must_use = "a span records nothing until it is ended; dropping it ends it as `Dropped`"]
+pub struct Span {
+    state: State,
+}
+
+#[derive(Debug)]
+enum State {
+    Live(Box<Live>),
+    /// Ended: the data went to the pipeline; a skeleton remains for late children.
+    Ended(Box<Live>),
+    /// Not recorded (unsampled trace, or observability disabled).
+    NotRecorded {
+        shared: Option<Arc<Shared>>,
+        trace_id: TraceId,
+        span_id: SpanId,
+    },
+}
+
+#[derive(Debug)]
+struct Live {
+    shared: Arc<Shared>,
+    data: ExportedSpan,
+    trace: Arc<TraceContext>,
+    /// Excluded by type or filter: not emitted; children attach to its parent.
+    exported: bool,
+    /// The ancestry this span's children share, built on first use.
+    child_ancestry: OnceLock<Arc<[Ancestor]>>,
+}
+
+impl Span {
+    pub(crate) fn start_root(shared: &Arc<Shared>, opts: SpanOptions) -> Span {
+        let t = &opts.tracing;
+        let trace_id = t.trace_id.unwrap_or_else(TraceId::random);
+        let span_id = SpanId::random();
+        let sampled = shared.config.sampler.should_sample(&SamplingInput {
+            trace_id,
+            name: &opts.name,
+            span_type: opts.span_type,
+            parent_sampled: t.parent_sampled,
+        });
+        if !sampled {
+            shared.count_unsampled();
+            return Span {
+                state: State::NotRecorded {
+                    shared: Some(shared.clone()),
+                    trace_id,
+                    span_id,
+                },
+            };
+        }
+        let trace = Arc::new(TraceContext {
+            tags: Arc::from(t.tags.clone()),
+            user_id: t.user_id.as_deref().map(Arc::from),
+            session_id: t.session_id.as_deref().map(Arc::from),
+            metadata: t.metadata.clone(),
+            hide_input: t.hide_input,
+            hide_output: t.hide_output,
+        });
+        let external = t.parent_span_id;
+        Self::start(
+            shared,
+            opts,
+            trace,
+            trace_id,
+            span_id,
+            None,
+            external,
+            Arc::from(Vec::new()),
+            None,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn start(
+        shared: &Arc<Shared>,
+        opts: SpanOptions,
+        trace: Arc<TraceContext>,
+        trace_id: TraceId,
+        span_id: SpanId,
+        parent: Option<SpanId>,
+        external_parent: Option<SpanId>,
+        ancestry: Arc<[Ancestor]>,
+        inherited_entity: Option<Arc<super::model::EntityInfo>>,
+    ) -> Span {
+        let data = ExportedSpan {
+            trace_id,
+            span_id,
+            parent_span_id: parent,
+            external_parent_span_id: external_parent,
+            name: opts.name,
+            span_type: opts.span_type,
+            attributes: opts.attributes,
+            metadata: opts.metadata,
+            tags: trace.tags.clone(),
+            user_id: trace.user_id.clone(),
+            session_id: trace.session_id.clone(),
+            entity: opts.entity.or(inherited_entity),
+            input: match opts.input {
+                Some(v) if !trace.hide_input => Some(shared.bound(v)),
+                _ => None,
+            },
+            output: None,
+            error: None,
+            start_time: Utc::now(),
+            end_time: None,
+            is_event: false,
+            is_root: parent.is_none(),
+            status: SpanStatus::Running,
+            ancestry,
+        };
+        shared.count_truncations(opts.truncations);
+        let exported = shared.is_exported(&data);
+        let live = Live {
+            shared: shared.clone(),
+            data,
+            trace,
+            exported,
+            child_ancestry: OnceLock::new(),
+        };
+        if live.exported && shared.wants_started() {
+            shared.emit_span(SpanEventKind::Started, Arc::new(live.data.clone()));
+        }
+        Span {
+            state: State::Live(Box::new(live)),
+        }
+    }
+
+    /// Rebuilds a span exported in another process (durable execution). Ending
+    /// it here emits a complete `Ended` event.
+    pub(crate) fn rebuild(shared: &Arc<Shared>, data: ExportedSpan) -> Span {
+        let exported = shared.is_exported(&data);
+        let trace = Arc::new(TraceContext::of(&data));
+        Span {
+            state: State::Live(Box::new(Live {
+                shared: shared.clone(),
+                data,
+                trace,
+                exported,
+                child_ancestry: OnceLock::new(),
+            })),
+        }
+    }
+
+    pub(crate) fn not_recorded(shared: Option<Arc<Shared>>) -> Span {
+        Span {
+            state: State::NotRecorded {
+                shared,
+                trace_id: TraceId::random(),
+                span_id: SpanId::random(),
+            },
+        }
+    }
+
+    /// Starts a child span.
+    pub fn child(&self, opts: SpanOptions) -> Span {
+        match &self.state {
+            State::NotRecorded {
+                shared, trace_id, ..
+            } => {
+                if let Some(s) = shared {
+                    s.count_unsampled();
+                }
+                Span {
+                    state: State::NotRecorded {
+                        shared: shared.clone(),
+                        trace_id: *trace_id,
+                        span_id: SpanId::random(),
+                    },
+                }
+            }
+            State::Live(p) | State::Ended(p) => {
+                // Children of an excluded span attach to the nearest exported ancestor.
+                let (parent, ancestry) = if p.exported {
+                    let anc = p
+                        .child_ancestry
+                        .get_or_init(|| {
+                            let mut v = p.data.ancestry.to_vec();
+                            v.push(Ancestor {
+                                span_id: p.data.span_id,
+                                start_time: p.data.start_time,
+                            });
+                            Arc::from(v)
+                        })
+                        .clone();
+                    (Some(p.data.span_id), anc)
+                } else {
+                    (p.data.parent_span_id, p.data.ancestry.clone())
+                };
+                let external = if parent.is_none() {
+                    p.data.external_parent_span_id
+                } else {
+                    None
+                };
+                Self::start(
+                    &p.shared,
+                    opts,
+                    p.trace.clone(),
+                    p.data.trace_id,
+                    SpanId::random(),
+                    parent,
+                    external,
+                    ancestry,
+                    p.data.entity.clone(),
+                )
+            }
+        }
+    }
+
+    /// Records a point-in-time event under this span (emitted at once).
+    pub fn event(&self, opts: SpanOptions) {
+        let mut e = self.child(opts);
+        if let State::Live(l) = &mut e.state {
+            l.data.is_event = true;
+            l.data.end_time = Some(l.data.start_time);
+        }
+        e.end();
+    }
+
+    /// The trace id.
+    pub fn trace_id(&self) -> TraceId {
+        match &self.state {
+            State::Live(l) | State::Ended(l) => l.data.trace_id,
+            State::NotRecorded { trace_id, .. } => *trace_id,
+        }
+    }
+
+    /// The span id.
+    pub fn span_id(&self) -> SpanId {
+        match &self.state {
+            State::Live(l) | State::Ended(l) => l.data.span_id,
+            State::NotRecorded { span_id, .. } => *span_id,
+        }
+    }
+
+    /// Whether this span is recorded (its trace was sampled).
+    pub fn is_recording(&self) -> bool {
+        matches!(self.state, State::Live(_) | State::Ended(_))
+    }
+
+    /// The W3C `traceparent` to send downstream.
+    pub fn traceparent(&self) -> TraceParent {
+        TraceParent {
+            trace_id: self.trace_id(),
+            parent_span_id: self.span_id(),
+            sampled: self.is_recording(),
+        }
+    }
+
+    fn live(&mut self) -> Option<&mut Live> {
+        match &mut self.state {
+            State::Live(l) => Some(l),
+            _ => None,
+        }
+    }
+
+    /// Sets the input.
+    pub fn set_input(&mut self, input: impl Serialize) {
+        if let Some(l) = self.live() {
+            if !l.trace.hide_input {
+                l.data.input = Some(l.shared.capture(&input));
+            }
+        }
+    }
+
+    /// Sets the output.
+    pub fn set_output(&mut self, output: impl Serialize) {
+        if let Some(l) = self.live() {
+            if !l.trace.hide_output {
+                l.data.output = Some(l.shared.capture(&output));
+            }
+        }
+    }
+
+    /// Adds one metadata entry.
+    pub fn set_metadata(&mut self, key: impl Into<String>, value: impl Serialize) {
+        if let Some(l) = self.live() {
+            let v = l.shared.capture(&value);
+            l.data.metadata.insert(key.into(), v);
+        }
+    }
+
+    /// Replaces the typed attributes.
+    pub fn set_attributes(&mut self, attributes: impl Into<SpanAttributes>) {
+        if let Some(l) = self.live() {
+            l.data.attributes = attributes.into();
+        }
+    }
+
+    /// Sets the usage of a model span (ignored on other types).
+    pub fn set_usage(&mut self, usage: Usage) {
+        if let Some(l) = self.live() {
+            match &mut l.data.attributes {
+                SpanAttributes::Model(m) => m.usage = Some(usage),
+                SpanAttributes::None if l.data.span_type.is_model() => {
+                    l.data.attributes = super::model::ModelAttributes::default()
+                        .with_usage(usage)
+                        .into();
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Renames the span.
+    pub fn set_name(&mut self, name: impl Into<String>) {
+        if let Some(l) = self.live() {
+            l.data.name = name.into();
+        }
+    }
+
+    /// Records an error without ending the span.
+    pub fn record_error(&mut self, error: SpanError) {
+        if let Some(l) = self.live() {
+            l.data.error = Some(error);
+            l.data.status = SpanStatus::Error;
+        }
+    }
+
+    /// Emits an `Updated` event with what the span holds now (exporters that
+    /// subscribe to updates see it; others see everything at the end).
+    pub fn update(&mut self) {
+        if let Some(l) = self.live() {
+            if l.exported && l.shared.wants_updated() {
+                l.shared
+                    .emit_span(SpanEventKind::Updated, Arc::new(l.data.clone()));
+            }
+        }
+    }
+
+    /// A serialisable copy of the span as it is now, to resume it in another
+    /// process with `Observability::rebuild_span` (durable execution).
+    pub fn export(&self) -> Option<ExportedSpan> {
+        match &self.state {
+            State::Live(l) => Some(l.data.clone()),
+            State::Ended(_) | State::NotRecorded { .. } => None,
+        }
+    }
+
+    /// Ends the span. Idempotent: a second call does nothing.
+    pub fn end(&mut self) {
+        self.finish(SpanStatus::Ok);
+    }
+
+    /// Sets the output and ends the span.
+    pub fn end_with_output(&mut self, output: impl Serialize) {
+        self.set_output(output);
+        self.end();
+    }
+
+    /// Records the error and ends the span.
+    pub fn error(&mut self, error: SpanError) {
+        self.record_error(error);
+        self.end();
+    }
+
+    fn finish(&mut self, status: SpanStatus) {
+        let Some(l) = self.live() else { return };
+        // Keep a skeleton (ids, lineage, trace context: no allocation) for late children.
+        let skeleton = ExportedSpan {
+            trace_id: l.data.trace_id,
+            span_id: l.data.span_id,
+            parent_span_id: l.data.parent_span_id,
+            external_parent_span_id: l.data.external_parent_span_id,
+            name: String::new(),
+            span_type: l.data.span_type,
+            attributes: SpanAttributes::None,
+            metadata: Map::new(),
+            tags: l.data.tags.clone(),
+            user_id: l.data.user_id.clone(),
+            session_id: l.data.session_id.clone(),
+            entity: l.data.entity.clone(),
+            input: None,
+            output: None,
+            error: None,
+            start_time: l.data.start_time,
+            end_time: None,
+            is_event: l.data.is_event,
+            is_root: l.data.is_root,
+            status,
+            ancestry: l.data.ancestry.clone(),
+        };
+        let mut data = std::mem::replace(&mut l.data, skeleton);
+        if !data.is_event || data.end_time.is_none() {
+            data.end_time = Some(Utc::now());
+        }
+        if data.status != SpanStatus::Error {
+            data.status = status;
+        }
+        if l.exported {
+            for (k, v) in &l.trace.metadata {
+                data.metadata.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+            l.shared.span_ended(data);
+        } else {
+            l.shared.count_filtered();
+        }
+        let State::Live(live) = std::mem::replace(
+            &mut self.state,
+            State::NotRecorded {
+                shared: None,
+                trace_id: TraceId::random(),
+                span_id: SpanId::random(),
+            },
+        ) else {
+            return;
+        };
+        self.state = State::Ended(live);
+    }
+}
+
+impl Drop for Span {
+    fn drop(&mut self) {
+        if let State::Live(l) = &self.state {
+            l.shared.count_ended_by_drop();
+            self.finish(SpanStatus::Dropped);
+        }
+    }
+}

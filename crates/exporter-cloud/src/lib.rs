@@ -1,0 +1,1 @@
+//! aiobs-exporter-cloud (under construction).

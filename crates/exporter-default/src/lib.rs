@@ -1,0 +1,1 @@
+//! aiobs-exporter-default (under construction).

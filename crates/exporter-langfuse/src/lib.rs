@@ -1,0 +1,1 @@
+//! aiobs-exporter-langfuse (under construction).

@@ -1,0 +1,1 @@
+//! aiobs-http (under construction).
