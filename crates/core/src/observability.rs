@@ -310,6 +310,9 @@ impl Observability {
 
     async fn barrier(&self, timeout: Duration, shutdown: bool) -> FlushReport {
         let pipeline = self.shared.pipeline.clone();
+        if let Some(r) = pipeline.after_shutdown(shutdown) {
+            return r;
+        }
         match pipeline.runtime().cloned() {
             // Run on the pipeline's own runtime: the caller may use any executor.
             Some(rt) => {
@@ -336,6 +339,9 @@ impl Observability {
 
     fn barrier_blocking(&self, timeout: Duration, shutdown: bool) -> FlushReport {
         let pipeline = self.shared.pipeline.clone();
+        if let Some(r) = pipeline.after_shutdown(shutdown) {
+            return r;
+        }
         match pipeline.runtime().cloned() {
             Some(rt) => {
                 let (tx, rx) = std::sync::mpsc::sync_channel(1);

@@ -86,6 +86,8 @@ pub(crate) struct Pipeline {
     worker_tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
     last_report: std::sync::Mutex<Option<(BTreeMap<DropReason, u64>, Vec<ExporterStats>)>>,
     shutdown_report: tokio::sync::Mutex<Option<FlushReport>>,
+    /// Set once shutdown completed: the runtime may be gone, answer from here.
+    final_report: std::sync::Mutex<Option<FlushReport>>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -215,6 +217,7 @@ impl Pipeline {
             worker_tasks: std::sync::Mutex::new(Vec::new()),
             last_report: std::sync::Mutex::new(None),
             shutdown_report: tokio::sync::Mutex::new(None),
+            final_report: std::sync::Mutex::new(None),
         });
         if let (Some(rt), Some(rx), Some((router, workers))) = (runtime, control_rx, background) {
             let mut tasks = Vec::new();
@@ -250,6 +253,9 @@ impl Pipeline {
             self.core.ingress.close();
             let report = self.run_barrier(start, deadline, true).await;
             *done = Some(report.clone());
+            if let Ok(mut f) = self.final_report.lock() {
+                *f = Some(report.clone());
+            }
             return report;
         }
         self.run_barrier(start, deadline, false).await
@@ -382,6 +388,22 @@ impl Pipeline {
             **l = Some((pipeline.dropped, exporters));
         }
         report
+    }
+
+    /// After shutdown completed: the shutdown report again, or for a flush a
+    /// report of the (final) stats. `None` while the pipeline runs.
+    pub(crate) fn after_shutdown(&self, shutdown: bool) -> Option<FlushReport> {
+        let done = self.final_report.lock().ok()?.clone()?;
+        if shutdown {
+            return Some(done);
+        }
+        let now = Instant::now();
+        let barrier = Barrier::new(0, now, false);
+        let mut report = self.report(now, true, &barrier);
+        for e in &mut report.exporters {
+            e.completed = true;
+        }
+        Some(report)
     }
 
     /// A report when the pipeline could not be reached (its runtime is gone).
