@@ -20,6 +20,18 @@ pub struct SamplingInput<'a> {
     pub parent_sampled: Option<bool>,
 }
 
+impl<'a> SamplingInput<'a> {
+    /// The input for a root span with no upstream decision.
+    pub fn new(trace_id: TraceId, name: &'a str, span_type: SpanType) -> Self {
+        Self {
+            trace_id,
+            name,
+            span_type,
+            parent_sampled: None,
+        }
+    }
+}
+
 /// Decides whether a trace is recorded. Decided once per trace, at its root;
 /// every span of an unsampled trace costs one counter increment.
 #[derive(Clone, Default)]
