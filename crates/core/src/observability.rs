@@ -69,7 +69,10 @@ impl Shared {
             return;
         }
         let reason = match core.ingress.push(event) {
-            Ok(()) => return,
+            Ok(()) => {
+                core.recycler.collect();
+                return;
+            }
             Err(Refused::Closed) => DropReason::AfterShutdown,
             Err(Refused::Full(event)) => match core.overflow {
                 OverflowPolicy::Block { timeout } if self.pipeline.runtime().is_some() => {
@@ -101,14 +104,14 @@ impl Shared {
         self.emit(ObservabilityEvent::Span { kind, span });
     }
 
-    pub(crate) fn span_ended(&self, span: ExportedSpan) {
+    pub(crate) fn span_ended(&self, span: Arc<ExportedSpan>) {
         if self.config.derive_metrics && !self.no_exporter && self.wants.contains(Signal::Metric) {
             for m in derived_metrics(&span) {
                 self.emit(ObservabilityEvent::Metric(m));
             }
         }
         if self.wants(Signal::SpanEnded) {
-            self.emit_span(SpanEventKind::Ended, Arc::new(span));
+            self.emit_span(SpanEventKind::Ended, span);
         }
     }
 

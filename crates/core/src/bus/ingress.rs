@@ -82,7 +82,7 @@ impl Ingress {
             s.pushed += 1;
         }
         // Wake the router once per batch, not once per event.
-        if !self.has_data.load(Ordering::Acquire) && !self.has_data.swap(true, Ordering::AcqRel) {
+        if !self.has_data.load(Ordering::SeqCst) && !self.has_data.swap(true, Ordering::SeqCst) {
             self.wake.notify_one();
         }
         Ok(())
@@ -111,9 +111,14 @@ impl Ingress {
         }
     }
 
+    /// Marks the router idle: the next push wakes it. The router must drain
+    /// once more after this, so that a push racing with it is not stranded.
+    pub(crate) fn set_idle(&self) {
+        self.has_data.store(false, Ordering::SeqCst);
+    }
+
     /// Moves every queued event into `out`. Returns how many.
     pub(crate) fn drain_into(&self, out: &mut Vec<ObservabilityEvent>) -> usize {
-        self.has_data.store(false, Ordering::Release);
         let before = out.len();
         for shard in self.shards.iter() {
             if let Ok(mut s) = shard.lock() {

@@ -6,6 +6,7 @@
 //! ```
 
 mod ingress;
+mod recycle;
 mod worker;
 
 use std::collections::BTreeMap;
@@ -72,6 +73,7 @@ pub(crate) struct Core {
     slots: Vec<Arc<Slot>>,
     pub(crate) overflow: OverflowPolicy,
     background: bool,
+    pub(crate) recycler: Arc<recycle::Recycler>,
 }
 
 /// The pipeline, owned by the `Observability` handles. Dropping it (without
@@ -157,8 +159,9 @@ impl Pipeline {
     pub(crate) fn start(cfg: PipelineConfig) -> std::io::Result<Arc<Pipeline>> {
         let mut slots = Vec::new();
         let mut workers = Vec::new();
+        let recycler = Arc::new(recycle::Recycler::default());
         for (i, e) in cfg.exporters.into_iter().enumerate() {
-            let (slot, rx) = Slot::new(i, e);
+            let (slot, rx) = Slot::new(i, e, recycler.clone());
             workers.push(Worker::new(slot.clone(), rx, cfg.context.clone()));
             slots.push(slot);
         }
@@ -206,6 +209,7 @@ impl Pipeline {
             slots,
             overflow: cfg.overflow,
             background: !inline,
+            recycler,
         });
         let pipeline = Arc::new(Pipeline {
             core: core.clone(),
@@ -297,7 +301,7 @@ impl Pipeline {
         let deadline = tokio::time::Instant::from_std(barrier.deadline);
         let work = async {
             if let Some(router) = self.router.lock().await.as_mut() {
-                router.route(&self.core).await;
+                let _routed = router.route(&self.core).await;
             }
             let mut workers = self.inline_workers.lock().await;
             let pumps = workers.iter_mut().map(|w| w.pump(barrier));
@@ -420,11 +424,11 @@ impl Pipeline {
 
 impl Router {
     /// One pass: everything in the ingress now goes to the exporter queues.
-    async fn route(&mut self, p: &Core) {
+    async fn route(&mut self, p: &Core) -> usize {
         let mut events = std::mem::take(&mut self.scratch);
         if p.ingress.drain_into(&mut events) == 0 {
             self.scratch = events;
-            return;
+            return 0;
         }
         let total = events.len() as u64;
         let mut kept: Vec<EventRef> = Vec::with_capacity(events.len());
@@ -465,6 +469,7 @@ impl Router {
             }
         }
         p.counters.pass(total - filtered - panicked);
+        total as usize
     }
 
     fn run_processors(&self, ev: &mut EventRef) -> Result<Verdict, ()> {
@@ -523,15 +528,33 @@ async fn enqueue(p: &Core, slot: &Slot, mut events: Vec<EventRef>) {
     }
 }
 
+/// How long the router lets events accumulate between passes while busy:
+/// one wake-up per millisecond of traffic rather than one per event.
+const ROUTER_LINGER: Duration = Duration::from_millis(1);
+
 async fn router_loop(
     core: Arc<Core>,
     mut router: Router,
     mut control: mpsc::UnboundedReceiver<Control>,
 ) {
     loop {
-        // Created before routing: a push during `route` leaves a permit, so no wake-up is lost.
+        let busy = router.route(&core).await > 0;
         let woken = core.ingress.wake.notified();
-        router.route(&core).await;
+        if !busy {
+            // Going idle: producers wake us from now on. Drain once more for a
+            // push that raced with the flag and skipped its wake-up.
+            core.ingress.set_idle();
+            if router.route(&core).await > 0 {
+                continue;
+            }
+        }
+        let pause = async {
+            if busy {
+                tokio::time::sleep(ROUTER_LINGER).await;
+            } else {
+                woken.await;
+            }
+        };
         tokio::select! {
             biased;
             c = control.recv() => match c {
@@ -548,7 +571,7 @@ async fn router_loop(
                 }
                 None => return,
             },
-            () = woken => {}
+            () = pause => {}
         }
     }
 }

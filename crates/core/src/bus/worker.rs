@@ -93,12 +93,14 @@ pub(crate) struct Slot {
     retries: AtomicU64,
     disabled: AtomicBool,
     pub(crate) tx: mpsc::UnboundedSender<WorkerMsg>,
+    pub(crate) recycler: Arc<super::recycle::Recycler>,
 }
 
 impl Slot {
     pub(crate) fn new(
         index: usize,
         exporter: Arc<dyn Exporter>,
+        recycler: Arc<super::recycle::Recycler>,
     ) -> (Arc<Slot>, mpsc::UnboundedReceiver<WorkerMsg>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let slot = Arc::new(Slot {
@@ -114,6 +116,7 @@ impl Slot {
             retries: AtomicU64::new(0),
             disabled: AtomicBool::new(false),
             tx,
+            recycler,
         });
         (slot, rx)
     }
@@ -160,7 +163,8 @@ impl Slot {
 pub(crate) struct Worker {
     pub(crate) slot: Arc<Slot>,
     rx: mpsc::UnboundedReceiver<WorkerMsg>,
-    buffer: Vec<EventRef>,
+    /// Events waiting for a batch, with their estimated sizes.
+    buffer: std::collections::VecDeque<(EventRef, usize)>,
     buffer_bytes: usize,
     oldest: Option<Instant>,
     /// The batch being exported. Kept here, not in a local, so that a
@@ -168,6 +172,7 @@ pub(crate) struct Worker {
     inflight: Vec<EventRef>,
     ctx: ExporterContext,
     initialized: bool,
+    spent: Vec<Arc<crate::span::ExportedSpan>>,
 }
 
 impl Worker {
@@ -179,12 +184,13 @@ impl Worker {
         Self {
             slot,
             rx,
-            buffer: Vec::new(),
+            buffer: std::collections::VecDeque::new(),
             buffer_bytes: 0,
             oldest: None,
             inflight: Vec::new(),
             ctx,
             initialized: false,
+            spent: Vec::new(),
         }
     }
 
@@ -238,8 +244,9 @@ impl Worker {
             self.oldest = Some(Instant::now());
         }
         for e in events {
-            self.buffer_bytes += e.estimated_size();
-            self.buffer.push(e);
+            let size = e.estimated_size();
+            self.buffer_bytes += size;
+            self.buffer.push_back((e, size));
         }
         while self.buffer.len() >= self.slot.policy.max_events
             || self.buffer_bytes >= self.slot.policy.max_bytes
@@ -293,17 +300,17 @@ impl Worker {
     async fn export_one_batch(&mut self) {
         if self.inflight.is_empty() {
             let policy = self.slot.policy;
-            let mut n = 0;
             let mut bytes = 0;
-            for e in &self.buffer {
-                let sz = e.estimated_size();
-                if n > 0 && (n >= policy.max_events || bytes + sz > policy.max_bytes) {
+            while let Some((_, size)) = self.buffer.front() {
+                let n = self.inflight.len();
+                if n > 0 && (n >= policy.max_events || bytes + size > policy.max_bytes) {
                     break;
                 }
-                n += 1;
-                bytes += sz;
+                bytes += size;
+                if let Some((e, _)) = self.buffer.pop_front() {
+                    self.inflight.push(e);
+                }
             }
-            self.inflight = self.buffer.drain(..n).collect();
             self.buffer_bytes = self.buffer_bytes.saturating_sub(bytes);
             if self.buffer.is_empty() {
                 self.oldest = None;
@@ -319,7 +326,7 @@ impl Worker {
         while !self.inflight.is_empty() {
             if slot.disabled.load(Ordering::Acquire) {
                 let n = self.inflight.len();
-                self.inflight.clear();
+                self.retire_inflight();
                 slot.lose(DropReason::ExporterDisabled, n, None);
                 return;
             }
@@ -333,7 +340,7 @@ impl Worker {
             };
             if retry >= slot.retry.max_retries {
                 let n = self.inflight.len();
-                self.inflight.clear();
+                self.retire_inflight();
                 slot.lose(DropReason::RetriesExhausted, n, None);
                 return;
             }
@@ -369,6 +376,11 @@ impl Worker {
                 let mut retry_class = ErrorClass::Transient;
                 let mut failed = 0;
                 let mut last_msg = None;
+                if outcome.rejected.is_empty() {
+                    slot.deliver(total);
+                    self.retire_inflight();
+                    return Attempt::Done;
+                }
                 let mut seen = vec![false; total];
                 for r in outcome.rejected {
                     if r.index >= total || seen[r.index] {
@@ -393,20 +405,21 @@ impl Worker {
                     slot.counters.set_error(m);
                 }
                 if retry_idx.is_empty() {
-                    self.inflight.clear();
+                    self.retire_inflight();
                     return Attempt::Done;
                 }
                 let keep: Vec<EventRef> = retry_idx
                     .iter()
                     .map(|i| self.inflight[*i].clone())
                     .collect();
-                self.inflight = keep;
+                let done = std::mem::replace(&mut self.inflight, keep);
+                self.retire(done);
                 Attempt::Retry(retry_class)
             }
             Ok(Ok(Err(e))) => self.failed(e),
             Ok(Err(_)) => {
                 let n = self.inflight.len();
-                self.inflight.clear();
+                self.retire_inflight();
                 let msg = format!("exporter {} panicked in export", slot.name);
                 tracing::error!(target: "aiobs", exporter = %slot.name, "{msg}; {n} event(s) counted as failed");
                 slot.lose(DropReason::ExporterPanicked, n, Some(&msg));
@@ -418,13 +431,34 @@ impl Worker {
         }
     }
 
+    /// Hands the spans of terminal events to the recycler (see `recycle.rs`).
+    fn retire_inflight(&mut self) {
+        let done = std::mem::take(&mut self.inflight);
+        self.retire(done);
+    }
+
+    fn retire(&mut self, mut done: Vec<EventRef>) {
+        for ev in done.drain(..) {
+            // The last holder of an event unwraps it; the event shell was
+            // allocated on this thread and is freed here.
+            if let Some(ObservabilityEvent::Span { span, .. }) = Arc::into_inner(ev) {
+                self.spent.push(span);
+            }
+        }
+        self.slot.recycler.put(&mut self.spent);
+        // Keep the allocation for the next batch.
+        if self.inflight.capacity() == 0 {
+            self.inflight = done;
+        }
+    }
+
     fn failed(&mut self, e: ExportError) -> Attempt {
-        let slot = &self.slot;
+        let slot = self.slot.clone();
         let msg = e.to_string();
         match e.class {
             ErrorClass::Permanent => {
                 let n = self.inflight.len();
-                self.inflight.clear();
+                self.retire_inflight();
                 slot.lose(DropReason::PermanentError, n, Some(&msg));
                 Attempt::Done
             }
@@ -433,7 +467,7 @@ impl Worker {
                     tracing::error!(target: "aiobs", exporter = %slot.name, error = %msg, "exporter disabled; its events are counted as dropped");
                 }
                 let n = self.inflight.len();
-                self.inflight.clear();
+                self.retire_inflight();
                 slot.lose(DropReason::ExporterDisabled, n, Some(&msg));
                 Attempt::Done
             }

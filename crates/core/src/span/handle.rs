@@ -50,9 +50,9 @@ pub struct Span {
 
 #[derive(Debug)]
 enum State {
-    Live(Box<Live>),
-    /// Ended: the data went to the pipeline; a skeleton remains for late children.
-    Ended(Box<Live>),
+    Live(Live),
+    /// Ended: the data went to the pipeline; the lineage remains for late children.
+    Ended(Live),
     /// Not recorded (unsampled trace, or observability disabled).
     NotRecorded {
         shared: Option<Arc<Shared>>,
@@ -61,15 +61,50 @@ enum State {
     },
 }
 
+/// What children need from their parent; kept after the parent ends.
 #[derive(Debug)]
 struct Live {
     shared: Arc<Shared>,
-    data: ExportedSpan,
+    /// The span's data: `Some` while running. Allocated once, at start, and
+    /// handed to the pipeline as is at the end (no copy).
+    data: Option<Arc<ExportedSpan>>,
+    trace_id: TraceId,
+    span_id: SpanId,
+    parent_span_id: Option<SpanId>,
+    external_parent_span_id: Option<SpanId>,
+    start_time: chrono::DateTime<Utc>,
+    ancestry: Arc<[Ancestor]>,
+    entity: Option<Arc<super::model::EntityInfo>>,
     trace: Arc<TraceContext>,
     /// Excluded by type or filter: not emitted; children attach to its parent.
     exported: bool,
     /// The ancestry this span's children share, built on first use.
     child_ancestry: OnceLock<Arc<[Ancestor]>>,
+}
+
+impl Live {
+    fn new(shared: &Arc<Shared>, data: ExportedSpan, trace: Arc<TraceContext>) -> Live {
+        let exported = shared.is_exported(&data);
+        Live {
+            shared: shared.clone(),
+            trace_id: data.trace_id,
+            span_id: data.span_id,
+            parent_span_id: data.parent_span_id,
+            external_parent_span_id: data.external_parent_span_id,
+            start_time: data.start_time,
+            ancestry: data.ancestry.clone(),
+            entity: data.entity.clone(),
+            data: Some(Arc::new(data)),
+            trace,
+            exported,
+            child_ancestry: OnceLock::new(),
+        }
+    }
+
+    /// The running span's data, to change it (unique until the end, so no copy).
+    fn data(&mut self) -> Option<&mut ExportedSpan> {
+        self.data.as_mut().map(Arc::make_mut)
+    }
 }
 
 impl Span {
@@ -154,35 +189,23 @@ impl Span {
             ancestry,
         };
         shared.count_truncations(opts.truncations);
-        let exported = shared.is_exported(&data);
-        let live = Live {
-            shared: shared.clone(),
-            data,
-            trace,
-            exported,
-            child_ancestry: OnceLock::new(),
-        };
+        let live = Live::new(shared, data, trace);
         if live.exported && shared.wants_started() {
-            shared.emit_span(SpanEventKind::Started, Arc::new(live.data.clone()));
+            if let Some(d) = &live.data {
+                shared.emit_span(SpanEventKind::Started, Arc::new((**d).clone()));
+            }
         }
         Span {
-            state: State::Live(Box::new(live)),
+            state: State::Live(live),
         }
     }
 
     /// Rebuilds a span exported in another process (durable execution). Ending
     /// it here emits a complete `Ended` event.
     pub(crate) fn rebuild(shared: &Arc<Shared>, data: ExportedSpan) -> Span {
-        let exported = shared.is_exported(&data);
         let trace = Arc::new(TraceContext::of(&data));
         Span {
-            state: State::Live(Box::new(Live {
-                shared: shared.clone(),
-                data,
-                trace,
-                exported,
-                child_ancestry: OnceLock::new(),
-            })),
+            state: State::Live(Live::new(shared, data, trace)),
         }
     }
 
@@ -219,20 +242,21 @@ impl Span {
                     let anc = p
                         .child_ancestry
                         .get_or_init(|| {
-                            let mut v = p.data.ancestry.to_vec();
+                            let mut v = Vec::with_capacity(p.ancestry.len() + 1);
+                            v.extend_from_slice(&p.ancestry);
                             v.push(Ancestor {
-                                span_id: p.data.span_id,
-                                start_time: p.data.start_time,
+                                span_id: p.span_id,
+                                start_time: p.start_time,
                             });
                             Arc::from(v)
                         })
                         .clone();
-                    (Some(p.data.span_id), anc)
+                    (Some(p.span_id), anc)
                 } else {
-                    (p.data.parent_span_id, p.data.ancestry.clone())
+                    (p.parent_span_id, p.ancestry.clone())
                 };
                 let external = if parent.is_none() {
-                    p.data.external_parent_span_id
+                    p.external_parent_span_id
                 } else {
                     None
                 };
@@ -240,12 +264,12 @@ impl Span {
                     &p.shared,
                     opts,
                     p.trace.clone(),
-                    p.data.trace_id,
+                    p.trace_id,
                     SpanId::random(),
                     parent,
                     external,
                     ancestry,
-                    p.data.entity.clone(),
+                    p.entity.clone(),
                 )
             }
         }
@@ -255,8 +279,10 @@ impl Span {
     pub fn event(&self, opts: SpanOptions) {
         let mut e = self.child(opts);
         if let State::Live(l) = &mut e.state {
-            l.data.is_event = true;
-            l.data.end_time = Some(l.data.start_time);
+            if let Some(d) = l.data() {
+                d.is_event = true;
+                d.end_time = Some(d.start_time);
+            }
         }
         e.end();
     }
@@ -264,7 +290,7 @@ impl Span {
     /// The trace id.
     pub fn trace_id(&self) -> TraceId {
         match &self.state {
-            State::Live(l) | State::Ended(l) => l.data.trace_id,
+            State::Live(l) | State::Ended(l) => l.trace_id,
             State::NotRecorded { trace_id, .. } => *trace_id,
         }
     }
@@ -272,7 +298,7 @@ impl Span {
     /// The span id.
     pub fn span_id(&self) -> SpanId {
         match &self.state {
-            State::Live(l) | State::Ended(l) => l.data.span_id,
+            State::Live(l) | State::Ended(l) => l.span_id,
             State::NotRecorded { span_id, .. } => *span_id,
         }
     }
@@ -298,46 +324,54 @@ impl Span {
         }
     }
 
+    /// The running span's data and what is needed to fill it.
+    fn running(&mut self) -> Option<(&mut ExportedSpan, &Shared, &TraceContext)> {
+        let l = self.live()?;
+        let shared = &*l.shared;
+        let trace = &*l.trace;
+        let data = l.data.as_mut().map(Arc::make_mut)?;
+        Some((data, shared, trace))
+    }
+
     /// Sets the input.
     pub fn set_input(&mut self, input: impl Serialize) {
-        if let Some(l) = self.live() {
-            if !l.trace.hide_input {
-                l.data.input = Some(l.shared.capture(&input));
+        if let Some((data, shared, trace)) = self.running() {
+            if !trace.hide_input {
+                data.input = Some(shared.capture(&input));
             }
         }
     }
 
     /// Sets the output.
     pub fn set_output(&mut self, output: impl Serialize) {
-        if let Some(l) = self.live() {
-            if !l.trace.hide_output {
-                l.data.output = Some(l.shared.capture(&output));
+        if let Some((data, shared, trace)) = self.running() {
+            if !trace.hide_output {
+                data.output = Some(shared.capture(&output));
             }
         }
     }
 
     /// Adds one metadata entry.
     pub fn set_metadata(&mut self, key: impl Into<String>, value: impl Serialize) {
-        if let Some(l) = self.live() {
-            let v = l.shared.capture(&value);
-            l.data.metadata.insert(key.into(), v);
+        if let Some((data, shared, _)) = self.running() {
+            data.metadata.insert(key.into(), shared.capture(&value));
         }
     }
 
     /// Replaces the typed attributes.
     pub fn set_attributes(&mut self, attributes: impl Into<SpanAttributes>) {
-        if let Some(l) = self.live() {
-            l.data.attributes = attributes.into();
+        if let Some((data, _, _)) = self.running() {
+            data.attributes = attributes.into();
         }
     }
 
     /// Sets the usage of a model span (ignored on other types).
     pub fn set_usage(&mut self, usage: Usage) {
-        if let Some(l) = self.live() {
-            match &mut l.data.attributes {
+        if let Some((data, _, _)) = self.running() {
+            match &mut data.attributes {
                 SpanAttributes::Model(m) => m.usage = Some(usage),
-                SpanAttributes::None if l.data.span_type.is_model() => {
-                    l.data.attributes = super::model::ModelAttributes::default()
+                SpanAttributes::None if data.span_type.is_model() => {
+                    data.attributes = super::model::ModelAttributes::default()
                         .with_usage(usage)
                         .into();
                 }
@@ -348,16 +382,16 @@ impl Span {
 
     /// Renames the span.
     pub fn set_name(&mut self, name: impl Into<String>) {
-        if let Some(l) = self.live() {
-            l.data.name = name.into();
+        if let Some((data, _, _)) = self.running() {
+            data.name = name.into();
         }
     }
 
     /// Records an error without ending the span.
     pub fn record_error(&mut self, error: SpanError) {
-        if let Some(l) = self.live() {
-            l.data.error = Some(error);
-            l.data.status = SpanStatus::Error;
+        if let Some((data, _, _)) = self.running() {
+            data.error = Some(error);
+            data.status = SpanStatus::Error;
         }
     }
 
@@ -365,9 +399,9 @@ impl Span {
     /// subscribe to updates see it; others see everything at the end).
     pub fn update(&mut self) {
         if let Some(l) = self.live() {
-            if l.exported && l.shared.wants_updated() {
+            if let (true, Some(d)) = (l.exported && l.shared.wants_updated(), &l.data) {
                 l.shared
-                    .emit_span(SpanEventKind::Updated, Arc::new(l.data.clone()));
+                    .emit_span(SpanEventKind::Updated, Arc::new((**d).clone()));
             }
         }
     }
@@ -376,7 +410,7 @@ impl Span {
     /// process with `Observability::rebuild_span` (durable execution).
     pub fn export(&self) -> Option<ExportedSpan> {
         match &self.state {
-            State::Live(l) => Some(l.data.clone()),
+            State::Live(l) => l.data.as_ref().map(|d| (**d).clone()),
             State::Ended(_) | State::NotRecorded { .. } => None,
         }
     }
@@ -400,31 +434,8 @@ impl Span {
 
     fn finish(&mut self, status: SpanStatus) {
         let Some(l) = self.live() else { return };
-        // Keep a skeleton (ids, lineage, trace context: no allocation) for late children.
-        let skeleton = ExportedSpan {
-            trace_id: l.data.trace_id,
-            span_id: l.data.span_id,
-            parent_span_id: l.data.parent_span_id,
-            external_parent_span_id: l.data.external_parent_span_id,
-            name: String::new(),
-            span_type: l.data.span_type,
-            attributes: SpanAttributes::None,
-            metadata: Map::new(),
-            tags: l.data.tags.clone(),
-            user_id: l.data.user_id.clone(),
-            session_id: l.data.session_id.clone(),
-            entity: l.data.entity.clone(),
-            input: None,
-            output: None,
-            error: None,
-            start_time: l.data.start_time,
-            end_time: None,
-            is_event: l.data.is_event,
-            is_root: l.data.is_root,
-            status,
-            ancestry: l.data.ancestry.clone(),
-        };
-        let mut data = std::mem::replace(&mut l.data, skeleton);
+        let Some(mut arc) = l.data.take() else { return };
+        let data = Arc::make_mut(&mut arc);
         if !data.is_event || data.end_time.is_none() {
             data.end_time = Some(Utc::now());
         }
@@ -435,21 +446,19 @@ impl Span {
             for (k, v) in &l.trace.metadata {
                 data.metadata.entry(k.clone()).or_insert_with(|| v.clone());
             }
-            l.shared.span_ended(data);
+            l.shared.span_ended(arc);
         } else {
             l.shared.count_filtered();
         }
-        let State::Live(live) = std::mem::replace(
-            &mut self.state,
-            State::NotRecorded {
-                shared: None,
-                trace_id: TraceId::random(),
-                span_id: SpanId::random(),
-            },
-        ) else {
-            return;
+        // Keep the lineage for late children.
+        let placeholder = State::NotRecorded {
+            shared: None,
+            trace_id: l.trace_id,
+            span_id: l.span_id,
         };
-        self.state = State::Ended(live);
+        if let State::Live(live) = std::mem::replace(&mut self.state, placeholder) {
+            self.state = State::Ended(live);
+        }
     }
 }
 
