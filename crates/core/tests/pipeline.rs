@@ -314,7 +314,7 @@ async fn partial_rejections_retry_only_the_retryable_items() {
     let names: Vec<String> = exporter
         .acked()
         .iter()
-        .map(|e| e.span().unwrap().name.clone())
+        .map(|e| e.span().unwrap().name.to_string())
         .collect();
     assert_eq!(names.iter().filter(|n| *n == "span-1").count(), 1);
     assert!(!names.contains(&"span-0".to_string()));
@@ -370,7 +370,7 @@ impl Exporter for Buffering {
     }
     async fn export(&self, batch: &aiobs_core::ExportBatch) -> Result<ExportOutcome, ExportError> {
         let mut b = self.buffer.lock().unwrap();
-        b.extend(batch.iter().map(|e| e.span().unwrap().name.clone()));
+        b.extend(batch.iter().map(|e| e.span().unwrap().name.to_string()));
         Ok(ExportOutcome::all_delivered())
     }
     async fn flush(&self, _d: Instant) -> Result<(), ExportError> {

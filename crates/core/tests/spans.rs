@@ -242,7 +242,7 @@ async fn excluded_and_filtered_spans_reparent_their_children() {
         "filtered spans are intentional, not losses: {report}"
     );
     let spans = memory.ended_spans();
-    let names: Vec<&str> = spans.iter().map(|s| s.name.as_str()).collect();
+    let names: Vec<&str> = spans.iter().map(|s| &*s.name).collect();
     assert_eq!(names, ["search", "agent"]);
     let search = &spans[0];
     assert_eq!(

@@ -129,7 +129,11 @@ impl Span {
             };
         }
         let trace = Arc::new(TraceContext {
-            tags: Arc::from(t.tags.clone()),
+            tags: if t.tags.is_empty() {
+                super::model::no_tags()
+            } else {
+                Arc::from(t.tags.clone())
+            },
             user_id: t.user_id.as_deref().map(Arc::from),
             session_id: t.session_id.as_deref().map(Arc::from),
             metadata: t.metadata.clone(),
@@ -145,7 +149,7 @@ impl Span {
             span_id,
             None,
             external,
-            Arc::from(Vec::new()),
+            super::model::no_ancestors(),
             None,
         )
     }
@@ -242,13 +246,15 @@ impl Span {
                     let anc = p
                         .child_ancestry
                         .get_or_init(|| {
-                            let mut v = Vec::with_capacity(p.ancestry.len() + 1);
-                            v.extend_from_slice(&p.ancestry);
-                            v.push(Ancestor {
-                                span_id: p.span_id,
-                                start_time: p.start_time,
-                            });
-                            Arc::from(v)
+                            // One allocation: the iterator knows its exact length.
+                            p.ancestry
+                                .iter()
+                                .copied()
+                                .chain(std::iter::once(Ancestor {
+                                    span_id: p.span_id,
+                                    start_time: p.start_time,
+                                }))
+                                .collect()
                         })
                         .clone();
                     (Some(p.span_id), anc)
@@ -381,7 +387,7 @@ impl Span {
     }
 
     /// Renames the span.
-    pub fn set_name(&mut self, name: impl Into<String>) {
+    pub fn set_name(&mut self, name: impl Into<std::borrow::Cow<'static, str>>) {
         if let Some((data, _, _)) = self.running() {
             data.name = name.into();
         }

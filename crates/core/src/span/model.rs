@@ -1,5 +1,6 @@
 //! The exported span: what every exporter receives.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -278,10 +279,10 @@ impl Cost {
 pub struct ModelAttributes {
     /// Requested model name, e.g. `gpt-4o-mini`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub model: Option<String>,
+    pub model: Option<Cow<'static, str>>,
     /// Provider, e.g. `openai`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub provider: Option<String>,
+    pub provider: Option<Cow<'static, str>>,
     /// Model parameters (temperature, max_tokens, ...), a JSON object.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parameters: Option<Value>,
@@ -307,7 +308,10 @@ pub struct ModelAttributes {
 
 impl ModelAttributes {
     /// Attributes for a call to `model` at `provider`.
-    pub fn new(model: impl Into<String>, provider: impl Into<String>) -> Self {
+    pub fn new(
+        model: impl Into<Cow<'static, str>>,
+        provider: impl Into<Cow<'static, str>>,
+    ) -> Self {
         Self {
             model: Some(model.into()),
             provider: Some(provider.into()),
@@ -332,10 +336,10 @@ impl ModelAttributes {
 pub struct ToolAttributes {
     /// Tool id or name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tool_id: Option<String>,
+    pub tool_id: Option<Cow<'static, str>>,
     /// Tool type (function, mcp, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tool_type: Option<String>,
+    pub tool_type: Option<Cow<'static, str>>,
     /// Tool description.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
@@ -349,7 +353,7 @@ pub struct ToolAttributes {
 
 impl ToolAttributes {
     /// Attributes for the tool `tool_id`.
-    pub fn new(tool_id: impl Into<String>) -> Self {
+    pub fn new(tool_id: impl Into<Cow<'static, str>>) -> Self {
         Self {
             tool_id: Some(tool_id.into()),
             ..Self::default()
@@ -539,8 +543,8 @@ pub struct ExportedSpan {
     /// A parent that lives outside this process (from `traceparent` or an explicit id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_parent_span_id: Option<SpanId>,
-    /// Span name.
-    pub name: String,
+    /// Span name (static names cost no allocation).
+    pub name: Cow<'static, str>,
     /// Span type.
     pub span_type: SpanType,
     /// Typed attributes.
@@ -589,12 +593,26 @@ pub struct ExportedSpan {
     pub ancestry: Arc<[Ancestor]>,
 }
 
+/// The shared empty tag list (no allocation per trace).
+pub(crate) fn no_tags() -> Arc<[String]> {
+    static EMPTY: std::sync::LazyLock<Arc<[String]>> =
+        std::sync::LazyLock::new(|| Arc::from(Vec::new()));
+    EMPTY.clone()
+}
+
+/// The shared empty ancestry of root spans.
+pub(crate) fn no_ancestors() -> Arc<[Ancestor]> {
+    static EMPTY: std::sync::LazyLock<Arc<[Ancestor]>> =
+        std::sync::LazyLock::new(|| Arc::from(Vec::new()));
+    EMPTY.clone()
+}
+
 impl ExportedSpan {
     /// A minimal running span; the rest is filled by the span API.
     pub fn new(
         trace_id: TraceId,
         span_id: SpanId,
-        name: impl Into<String>,
+        name: impl Into<Cow<'static, str>>,
         span_type: SpanType,
     ) -> Self {
         Self {
@@ -606,7 +624,7 @@ impl ExportedSpan {
             span_type,
             attributes: SpanAttributes::None,
             metadata: Map::new(),
-            tags: Arc::from(Vec::new()),
+            tags: no_tags(),
             user_id: None,
             session_id: None,
             entity: None,
@@ -618,7 +636,7 @@ impl ExportedSpan {
             is_event: false,
             is_root: true,
             status: SpanStatus::Running,
-            ancestry: Arc::from(Vec::new()),
+            ancestry: no_ancestors(),
         }
     }
 

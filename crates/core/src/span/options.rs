@@ -1,5 +1,6 @@
 //! Options for starting spans and continuing traces.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -135,8 +136,8 @@ impl TracingOptions {
 #[must_use]
 #[non_exhaustive]
 pub struct SpanOptions {
-    /// Span name.
-    pub name: String,
+    /// Span name (a `&'static str` costs no allocation).
+    pub name: Cow<'static, str>,
     /// Span type.
     pub span_type: SpanType,
     /// Typed attributes.
@@ -155,7 +156,7 @@ pub struct SpanOptions {
 
 impl SpanOptions {
     /// A span named `name` of type `span_type`.
-    pub fn new(name: impl Into<String>, span_type: SpanType) -> Self {
+    pub fn new(name: impl Into<Cow<'static, str>>, span_type: SpanType) -> Self {
         Self {
             name: name.into(),
             span_type,
