@@ -34,6 +34,7 @@
 //! facade's features.
 
 mod bus;
+mod clock;
 pub mod event;
 pub mod exporter;
 pub mod id;

@@ -277,7 +277,7 @@ async fn durable_replay_rebuilds_a_span_in_a_fresh_instance() {
     let root_persisted = serde_json::to_string(&root.export().unwrap()).unwrap();
     std::mem::forget(step);
     std::mem::forget(root);
-    let _ = obs1.shutdown(T).await;
+    assert!(obs1.shutdown(T).await.completed);
     assert!(memory1.ended_spans().is_empty());
 
     // Process 2: a fresh instance resumes and ends both.
@@ -434,10 +434,13 @@ async fn span_end_derives_duration_and_token_metrics() {
     assert!(metrics.contains(&("aiobs.tokens.cache_read".into(), 100.0)));
 }
 
+/// (span name and signal, first_in_trace, start_seen, parent_seen, after_root_end)
+type Annotation = (String, bool, bool, bool, bool);
+
 /// A tracking exporter that records the adapter's annotations.
 #[derive(Debug, Default)]
 struct Recorder {
-    seen: std::sync::Mutex<Vec<(String, bool, bool, bool, bool)>>,
+    seen: std::sync::Mutex<Vec<Annotation>>,
 }
 
 #[aiobs_core::async_trait]

@@ -22,7 +22,9 @@ struct Shard {
     closed: bool,
 }
 
-/// Why a push was refused.
+/// Why a push was refused. A full queue hands the event back (no allocation),
+/// for the `Block` policy to retry.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Refused {
     Full(ObservabilityEvent),
     Closed,
@@ -67,6 +69,7 @@ impl Ingress {
         &self.shards[i]
     }
 
+    #[allow(clippy::result_large_err)]
     pub(crate) fn push(&self, event: ObservabilityEvent) -> Result<(), Refused> {
         {
             let Ok(mut s) = self.shard().lock() else {
@@ -89,6 +92,7 @@ impl Ingress {
     }
 
     /// Retries a full push until `timeout` (the `Block` overflow policy).
+    #[allow(clippy::result_large_err)]
     pub(crate) fn push_blocking(
         &self,
         mut event: ObservabilityEvent,

@@ -6,7 +6,7 @@
 //! ```
 
 mod ingress;
-mod recycle;
+pub(crate) mod recycle;
 mod worker;
 
 use std::collections::BTreeMap;
@@ -26,6 +26,9 @@ use crate::stats::{
 
 pub(crate) use ingress::{Ingress, Refused};
 use worker::{Barrier, EventRef, Slot, Worker, WorkerMsg};
+
+/// The counters at the previous report: pipeline drops and exporter stats.
+type LastReport = (BTreeMap<DropReason, u64>, Vec<ExporterStats>);
 
 /// What happens when a queue is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -86,7 +89,7 @@ pub(crate) struct Pipeline {
     runtime: Option<tokio::runtime::Handle>,
     stop_thread: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
     worker_tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
-    last_report: std::sync::Mutex<Option<(BTreeMap<DropReason, u64>, Vec<ExporterStats>)>>,
+    last_report: std::sync::Mutex<Option<LastReport>>,
     shutdown_report: tokio::sync::Mutex<Option<FlushReport>>,
     /// Set once shutdown completed: the runtime may be gone, answer from here.
     final_report: std::sync::Mutex<Option<FlushReport>>,
@@ -183,7 +186,9 @@ impl Pipeline {
                     .name("aiobs-pipeline".into())
                     .spawn(move || {
                         // Runs until shutdown completes or every handle is gone.
-                        let _ = rt.block_on(stop_rx);
+                        if rt.block_on(stop_rx).is_err() {
+                            // Every handle is gone without a shutdown: stop as well.
+                        }
                     })?;
                 (Some(handle), Some(stop_tx))
             }
@@ -348,10 +353,10 @@ impl Pipeline {
         } else {
             tracing::debug!(target: "aiobs", delivered = exporters.iter().map(|e| e.delivered).sum::<u64>(), "aiobs shut down; nothing lost");
         }
-        if let Ok(mut s) = self.stop_thread.lock() {
-            if let Some(tx) = s.take() {
-                let _stopped = tx.send(());
-            }
+        if let Ok(mut s) = self.stop_thread.lock()
+            && let Some(tx) = s.take()
+        {
+            let _stopped = tx.send(());
         }
     }
 
@@ -492,13 +497,13 @@ async fn enqueue(p: &Core, slot: &Slot, mut events: Vec<EventRef>) {
     slot.counters.accept(n as u64);
     let cap = slot.policy.queue_capacity;
     let mut room = cap.saturating_sub(slot.queued.load(Ordering::Acquire));
-    if room < n {
-        if let OverflowPolicy::Block { timeout } = p.overflow {
-            let until = Instant::now() + timeout;
-            while room < n && Instant::now() < until && p.background {
-                tokio::time::sleep(Duration::from_millis(1)).await;
-                room = cap.saturating_sub(slot.queued.load(Ordering::Acquire));
-            }
+    if room < n
+        && let OverflowPolicy::Block { timeout } = p.overflow
+    {
+        let until = Instant::now() + timeout;
+        while room < n && Instant::now() < until && p.background {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            room = cap.saturating_sub(slot.queued.load(Ordering::Acquire));
         }
     }
     if room < n {
@@ -583,10 +588,10 @@ impl Drop for Pipeline {
                 t.abort();
             }
         }
-        if let Ok(stop) = self.stop_thread.get_mut() {
-            if let Some(tx) = stop.take() {
-                let _stopped = tx.send(());
-            }
+        if let Ok(stop) = self.stop_thread.get_mut()
+            && let Some(tx) = stop.take()
+        {
+            let _stopped = tx.send(());
         }
         let shut_down = self.shutdown_report.get_mut().is_some();
         let (p, exporters) = self.core.stats();

@@ -47,10 +47,10 @@ impl Barrier {
         })
     }
     fn complete(&self, index: usize, flush_error: Option<String>) {
-        if let Ok(mut r) = self.results.lock() {
-            if let Some(slot) = r.get_mut(index) {
-                *slot = Some(flush_error);
-            }
+        if let Ok(mut r) = self.results.lock()
+            && let Some(slot) = r.get_mut(index)
+        {
+            *slot = Some(flush_error);
         }
         if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.done.notify_waiters();

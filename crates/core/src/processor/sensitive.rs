@@ -120,7 +120,7 @@ impl SensitiveDataFilter {
         }
         EXACT_KEYS.contains(&k.as_str())
             || SUFFIX_KEYS.iter().any(|s| k.ends_with(s))
-            || self.extra_keys.iter().any(|e| *e == k)
+            || self.extra_keys.contains(&k)
     }
 
     /// Redacts sensitive values in `value`, in place. Returns whether anything changed.
@@ -182,11 +182,11 @@ impl SensitiveDataFilter {
         let Ok(mut inner) = serde_json::from_str::<Value>(s) else {
             return false;
         };
-        if self.walk(trace, &mut inner, depth + 1) {
-            if let Ok(out) = serde_json::to_string(&inner) {
-                *s = out;
-                return true;
-            }
+        if self.walk(trace, &mut inner, depth + 1)
+            && let Ok(out) = serde_json::to_string(&inner)
+        {
+            *s = out;
+            return true;
         }
         false
     }
@@ -396,7 +396,7 @@ mod tests {
             .into();
         let mut err = SpanError::new("{\"password\": \"hunter2\"}");
         err.details = Some(json!({"secret": {"nested": 1}}));
-        s.error = Some(err);
+        s.error = Some(Box::new(err));
         assert_eq!(f.process_span(&mut s), Verdict::Keep);
         let text = serde_json::to_string(&s).unwrap();
         for secret in ["Bearer x", "\\\"t\\\"", "\"k\"", "k2", "hunter2", "nested"] {

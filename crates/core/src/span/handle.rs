@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::model::{Ancestor, ExportedSpan, SpanAttributes, SpanError, SpanStatus, Usage};
-use super::options::SpanOptions;
+use super::options::{SpanOptions, TracingOptions};
 use crate::event::SpanEventKind;
 use crate::id::{SpanId, TraceId, TraceParent};
 use crate::observability::Shared;
@@ -83,7 +83,7 @@ struct Live {
 }
 
 impl Live {
-    fn new(shared: &Arc<Shared>, data: ExportedSpan, trace: Arc<TraceContext>) -> Live {
+    fn new(shared: &Arc<Shared>, data: Arc<ExportedSpan>, trace: Arc<TraceContext>) -> Live {
         let exported = shared.is_exported(&data);
         Live {
             shared: shared.clone(),
@@ -94,7 +94,7 @@ impl Live {
             start_time: data.start_time,
             ancestry: data.ancestry.clone(),
             entity: data.entity.clone(),
-            data: Some(Arc::new(data)),
+            data: Some(data),
             trace,
             exported,
             child_ancestry: OnceLock::new(),
@@ -109,7 +109,8 @@ impl Live {
 
 impl Span {
     pub(crate) fn start_root(shared: &Arc<Shared>, opts: SpanOptions) -> Span {
-        let t = &opts.tracing;
+        let no_tracing = TracingOptions::default();
+        let t = opts.tracing.as_deref().unwrap_or(&no_tracing);
         let trace_id = t.trace_id.unwrap_or_else(TraceId::random);
         let span_id = SpanId::random();
         let sampled = shared.config.sampler.should_sample(&SamplingInput {
@@ -166,7 +167,7 @@ impl Span {
         ancestry: Arc<[Ancestor]>,
         inherited_entity: Option<Arc<super::model::EntityInfo>>,
     ) -> Span {
-        let data = ExportedSpan {
+        let data = crate::bus::recycle::reuse(ExportedSpan {
             trace_id,
             span_id,
             parent_span_id: parent,
@@ -185,19 +186,20 @@ impl Span {
             },
             output: None,
             error: None,
-            start_time: Utc::now(),
+            start_time: crate::clock::now(),
             end_time: None,
             is_event: false,
             is_root: parent.is_none(),
             status: SpanStatus::Running,
             ancestry,
-        };
+        });
         shared.count_truncations(opts.truncations);
         let live = Live::new(shared, data, trace);
-        if live.exported && shared.wants_started() {
-            if let Some(d) = &live.data {
-                shared.emit_span(SpanEventKind::Started, Arc::new((**d).clone()));
-            }
+        if live.exported
+            && shared.wants_started()
+            && let Some(d) = &live.data
+        {
+            shared.emit_span(SpanEventKind::Started, Arc::new((**d).clone()));
         }
         Span {
             state: State::Live(live),
@@ -209,7 +211,7 @@ impl Span {
     pub(crate) fn rebuild(shared: &Arc<Shared>, data: ExportedSpan) -> Span {
         let trace = Arc::new(TraceContext::of(&data));
         Span {
-            state: State::Live(Live::new(shared, data, trace)),
+            state: State::Live(Live::new(shared, Arc::new(data), trace)),
         }
     }
 
@@ -284,11 +286,11 @@ impl Span {
     /// Records a point-in-time event under this span (emitted at once).
     pub fn event(&self, opts: SpanOptions) {
         let mut e = self.child(opts);
-        if let State::Live(l) = &mut e.state {
-            if let Some(d) = l.data() {
-                d.is_event = true;
-                d.end_time = Some(d.start_time);
-            }
+        if let State::Live(l) = &mut e.state
+            && let Some(d) = l.data()
+        {
+            d.is_event = true;
+            d.end_time = Some(d.start_time);
         }
         e.end();
     }
@@ -341,19 +343,19 @@ impl Span {
 
     /// Sets the input.
     pub fn set_input(&mut self, input: impl Serialize) {
-        if let Some((data, shared, trace)) = self.running() {
-            if !trace.hide_input {
-                data.input = Some(shared.capture(&input));
-            }
+        if let Some((data, shared, trace)) = self.running()
+            && !trace.hide_input
+        {
+            data.input = Some(shared.capture(&input));
         }
     }
 
     /// Sets the output.
     pub fn set_output(&mut self, output: impl Serialize) {
-        if let Some((data, shared, trace)) = self.running() {
-            if !trace.hide_output {
-                data.output = Some(shared.capture(&output));
-            }
+        if let Some((data, shared, trace)) = self.running()
+            && !trace.hide_output
+        {
+            data.output = Some(shared.capture(&output));
         }
     }
 
@@ -396,7 +398,7 @@ impl Span {
     /// Records an error without ending the span.
     pub fn record_error(&mut self, error: SpanError) {
         if let Some((data, _, _)) = self.running() {
-            data.error = Some(error);
+            data.error = Some(Box::new(error));
             data.status = SpanStatus::Error;
         }
     }
@@ -404,11 +406,11 @@ impl Span {
     /// Emits an `Updated` event with what the span holds now (exporters that
     /// subscribe to updates see it; others see everything at the end).
     pub fn update(&mut self) {
-        if let Some(l) = self.live() {
-            if let (true, Some(d)) = (l.exported && l.shared.wants_updated(), &l.data) {
-                l.shared
-                    .emit_span(SpanEventKind::Updated, Arc::new((**d).clone()));
-            }
+        if let Some(l) = self.live()
+            && let (true, Some(d)) = (l.exported && l.shared.wants_updated(), &l.data)
+        {
+            l.shared
+                .emit_span(SpanEventKind::Updated, Arc::new((**d).clone()));
         }
     }
 
@@ -443,7 +445,7 @@ impl Span {
         let Some(mut arc) = l.data.take() else { return };
         let data = Arc::make_mut(&mut arc);
         if !data.is_event || data.end_time.is_none() {
-            data.end_time = Some(Utc::now());
+            data.end_time = Some(crate::clock::now());
         }
         if data.status != SpanStatus::Error {
             data.status = status;

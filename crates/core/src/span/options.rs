@@ -149,7 +149,7 @@ pub struct SpanOptions {
     /// Entity that ran.
     pub entity: Option<Arc<EntityInfo>>,
     /// Trace context (root spans only; ignored on children).
-    pub tracing: TracingOptions,
+    pub tracing: Option<Box<TracingOptions>>,
     /// Payload fields cut while capturing.
     pub(crate) truncations: u32,
 }
@@ -164,7 +164,7 @@ impl SpanOptions {
             input: None,
             metadata: Map::new(),
             entity: None,
-            tracing: TracingOptions::default(),
+            tracing: None,
             truncations: 0,
         }
     }
@@ -204,7 +204,7 @@ impl SpanOptions {
     }
     /// Sets the trace context (for root spans).
     pub fn tracing(mut self, tracing: TracingOptions) -> Self {
-        self.tracing = tracing;
+        self.tracing = Some(Box::new(tracing));
         self
     }
 }
