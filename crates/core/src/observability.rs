@@ -12,6 +12,7 @@ use crate::event::{
     Signals, SpanEventKind,
 };
 use crate::exporter::{Exporter, ExporterContext};
+use crate::id::TraceId;
 use crate::payload::{SerializationLimits, bound_value, capture};
 use crate::processor::{AsyncProcessor, SpanProcessor};
 use crate::sampling::Sampler;
@@ -311,7 +312,28 @@ impl Observability {
         self.barrier(timeout, true).await
     }
 
+    /// A request-scoped flush: returns once every event of `trace_id` emitted
+    /// before this call is terminal at every exporter, exporting that trace's
+    /// events ahead of unrelated ones still waiting for their batch. For
+    /// serverless handlers, call it before sending the response.
+    ///
+    /// The report covers everything (its `pending` may count other traces'
+    /// events); `completed` says whether this trace's events all reached a
+    /// terminal state within `timeout`.
+    pub async fn flush_trace(&self, trace_id: TraceId, timeout: Duration) -> FlushReport {
+        self.barrier_on(timeout, false, Some(trace_id)).await
+    }
+
     async fn barrier(&self, timeout: Duration, shutdown: bool) -> FlushReport {
+        self.barrier_on(timeout, shutdown, None).await
+    }
+
+    async fn barrier_on(
+        &self,
+        timeout: Duration,
+        shutdown: bool,
+        trace: Option<TraceId>,
+    ) -> FlushReport {
         let pipeline = self.shared.pipeline.clone();
         if let Some(r) = pipeline.after_shutdown(shutdown) {
             return r;
@@ -319,13 +341,14 @@ impl Observability {
         match pipeline.runtime().cloned() {
             // Run on the pipeline's own runtime: the caller may use any executor.
             Some(rt) => {
-                let task = rt.spawn(async move { pipeline.barrier(timeout, shutdown).await });
+                let task =
+                    rt.spawn(async move { pipeline.barrier(timeout, shutdown, trace).await });
                 match task.await {
                     Ok(r) => r,
                     Err(_) => self.shared.pipeline.unreachable_report(),
                 }
             }
-            None => pipeline.barrier(timeout, shutdown).await,
+            None => pipeline.barrier(timeout, shutdown, trace).await,
         }
     }
 
@@ -350,7 +373,7 @@ impl Observability {
                 let (tx, rx) = std::sync::mpsc::sync_channel(1);
                 let p = pipeline.clone();
                 rt.spawn(async move {
-                    let _receiver_waits = tx.send(p.barrier(timeout, shutdown).await);
+                    let _receiver_waits = tx.send(p.barrier(timeout, shutdown, None).await);
                 });
                 // Never wait forever, even if the pipeline runtime is stuck.
                 rx.recv_timeout(timeout + Duration::from_millis(500))
@@ -364,7 +387,7 @@ impl Observability {
                         .enable_all()
                         .build()
                     {
-                        Ok(rt) => rt.block_on(pipeline.barrier(timeout, shutdown)),
+                        Ok(rt) => rt.block_on(pipeline.barrier(timeout, shutdown, None)),
                         Err(_) => pipeline.unreachable_report(),
                     }
                 })

@@ -498,3 +498,38 @@ fn supplied_runtime_handle_runs_the_pipeline() {
     assert!(report.is_success(), "{report}");
     assert_eq!(memory.ended_spans().len(), 4);
 }
+
+#[tokio::test]
+async fn flush_trace_delivers_one_trace_without_waiting_for_the_rest() {
+    for inline in [false, true] {
+        let exporter = Scripted::ok("per-request")
+            .with_policy(BatchPolicy::default().with_max_wait(Duration::from_secs(60)));
+        let mut builder = Observability::builder().exporter(exporter.clone());
+        if inline {
+            builder = builder.inline();
+        }
+        let obs = builder.build().unwrap();
+        let mut other = obs.start_span(SpanOptions::new("other request", SpanType::AgentRun));
+        other.end();
+        let mut mine = obs.start_span(SpanOptions::new("this request", SpanType::AgentRun));
+        let mut tool = mine.child(SpanOptions::new("tool", SpanType::ToolCall));
+        tool.end();
+        mine.end();
+        let report = obs.flush_trace(mine.trace_id(), SECS5).await;
+        assert!(report.completed, "inline={inline}: {report}");
+        let acked: Vec<String> = exporter
+            .acked()
+            .iter()
+            .map(|e| e.span().unwrap().name.to_string())
+            .collect();
+        assert_eq!(acked, ["tool", "this request"], "inline={inline}");
+        assert_eq!(
+            report.pending(),
+            1,
+            "the other trace still waits for its batch"
+        );
+        let report = obs.flush(SECS5).await;
+        assert!(report.is_success(), "{report}");
+        assert_eq!(exporter.acked_len(), 3);
+    }
+}

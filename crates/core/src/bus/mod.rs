@@ -251,6 +251,7 @@ impl Pipeline {
         self: &Arc<Self>,
         timeout: Duration,
         shutdown: bool,
+        trace: Option<crate::id::TraceId>,
     ) -> FlushReport {
         let start = Instant::now();
         let deadline = start + timeout;
@@ -260,14 +261,14 @@ impl Pipeline {
                 return r.clone(); // shutdown is idempotent
             }
             self.core.ingress.close();
-            let report = self.run_barrier(start, deadline, true).await;
+            let report = self.run_barrier(start, deadline, true, None).await;
             *done = Some(report.clone());
             if let Ok(mut f) = self.final_report.lock() {
                 *f = Some(report.clone());
             }
             return report;
         }
-        self.run_barrier(start, deadline, false).await
+        self.run_barrier(start, deadline, false, trace).await
     }
 
     async fn run_barrier(
@@ -275,8 +276,9 @@ impl Pipeline {
         start: Instant,
         deadline: Instant,
         shutdown: bool,
+        trace: Option<crate::id::TraceId>,
     ) -> FlushReport {
-        let barrier = Barrier::new(self.core.slots.len(), deadline, shutdown);
+        let barrier = Barrier::new(self.core.slots.len(), deadline, shutdown, trace);
         let completed = match &self.runtime {
             None => self.inline_flush(&barrier).await,
             Some(rt) => {
@@ -407,7 +409,7 @@ impl Pipeline {
             return Some(done);
         }
         let now = Instant::now();
-        let barrier = Barrier::new(0, now, false);
+        let barrier = Barrier::new(0, now, false, None);
         let mut report = self.report(now, true, &barrier);
         for e in &mut report.exporters {
             e.completed = true;
@@ -418,7 +420,7 @@ impl Pipeline {
     /// A report when the pipeline could not be reached (its runtime is gone).
     pub(crate) fn unreachable_report(&self) -> FlushReport {
         let now = Instant::now();
-        let barrier = Barrier::new(self.core.slots.len(), now, false);
+        let barrier = Barrier::new(self.core.slots.len(), now, false, None);
         self.report(now, false, &barrier)
     }
 

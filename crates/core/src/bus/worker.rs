@@ -30,6 +30,8 @@ pub(crate) enum WorkerMsg {
 pub(crate) struct Barrier {
     pub(crate) deadline: Instant,
     pub(crate) shutdown: bool,
+    /// A request-scoped flush: only this trace's events must pass.
+    pub(crate) trace: Option<crate::id::TraceId>,
     remaining: AtomicUsize,
     /// Per exporter: `None` until it completed; then the error of its own flush, if any.
     results: Mutex<Vec<Option<Option<String>>>>,
@@ -37,10 +39,16 @@ pub(crate) struct Barrier {
 }
 
 impl Barrier {
-    pub(crate) fn new(exporters: usize, deadline: Instant, shutdown: bool) -> Arc<Self> {
+    pub(crate) fn new(
+        exporters: usize,
+        deadline: Instant,
+        shutdown: bool,
+        trace: Option<crate::id::TraceId>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             deadline,
             shutdown,
+            trace,
             remaining: AtomicUsize::new(exporters),
             results: Mutex::new(vec![None; exporters]),
             done: Notify::new(),
@@ -256,7 +264,10 @@ impl Worker {
     }
 
     async fn pass_barrier(&mut self, barrier: &Barrier) {
-        self.export_buffered().await;
+        match barrier.trace {
+            None => self.export_buffered().await,
+            Some(trace) => self.export_trace(trace).await,
+        }
         let deadline = barrier.deadline;
         let exporter = &self.slot.exporter;
         let call = async {
@@ -287,6 +298,28 @@ impl Worker {
             self.slot.counters.set_error(e);
         }
         barrier.complete(self.slot.index, flush_error);
+    }
+
+    /// Exports one trace's buffered events now, ahead of the rest (which keep
+    /// waiting for their batch): a request-scoped flush.
+    async fn export_trace(&mut self, trace: crate::id::TraceId) {
+        if !self.inflight.is_empty() {
+            self.deliver_inflight().await;
+        }
+        let (mine, rest): (std::collections::VecDeque<_>, _) = std::mem::take(&mut self.buffer)
+            .into_iter()
+            .partition(|(e, _)| e.trace_id() == Some(trace));
+        self.buffer = rest;
+        self.buffer_bytes = self.buffer.iter().map(|(_, size)| size).sum();
+        if self.buffer.is_empty() {
+            self.oldest = None;
+        }
+        let mut mine: Vec<EventRef> = mine.into_iter().map(|(e, _)| e).collect();
+        while !mine.is_empty() {
+            let n = mine.len().min(self.slot.policy.max_events);
+            self.inflight = mine.drain(..n).collect();
+            self.deliver_inflight().await;
+        }
     }
 
     async fn export_buffered(&mut self) {
