@@ -1,2 +1,62 @@
-//! aiobs facade.
+//! # aiobs
+//!
+//! Observability for AI agents: agent runs, model generations with token
+//! usage, tool calls and workflow steps recorded as spans (plus logs, metrics,
+//! scores and feedback), carried to an embedded store or a vendor with one
+//! promise: **when [`Observability::flush`] returns, every event emitted before
+//! it was acknowledged by its destination, or the returned [`FlushReport`] says
+//! it failed and why.** Nothing is lost silently.
+//!
+//! ```
+//! use std::time::Duration;
+//! use aiobs::{InMemoryExporter, ModelAttributes, Observability, SpanOptions, SpanType, Usage};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let memory = InMemoryExporter::new();
+//! let obs = Observability::builder().exporter(memory.clone()).build()?;
+//! let _guard = obs.guard(Duration::from_secs(5)); // flushes and shuts down on drop
+//!
+//! let mut run = obs.start_span(SpanOptions::new("support agent", SpanType::AgentRun).input("Where is my order?"));
+//! let mut llm = run.child(
+//!     SpanOptions::new("chat gpt-4o-mini", SpanType::ModelGeneration)
+//!         .attributes(ModelAttributes::new("gpt-4o-mini", "openai")),
+//! );
+//! llm.set_usage(Usage::new(120, 30).with_cache_read(100));
+//! llm.end_with_output("It ships tomorrow.");
+//! run.end_with_output("It ships tomorrow.");
+//!
+//! let report = obs.flush_blocking(Duration::from_secs(5));
+//! assert!(report.is_success(), "{report}");
+//! assert_eq!(memory.ended_spans().len(), 2);
+//! # Ok(()) }
+//! ```
+//!
+//! Everything from [`aiobs_core`] is re-exported here; exporters live in
+//! modules named after them, behind Cargo features.
+//!
+//! ## Feature flags
+//!
+//! | feature | what it adds |
+//! |---|---|
+//! | `sqlite` (default) | [`default_exporter`]: the embedded SQLite store and its query API |
+//! | `postgres` | the PostgreSQL backend of [`default_exporter`] |
+//! | `cloud` | [`cloud`]: gzip JSON batches to an HTTP ingest endpoint |
+//! | `langfuse` | [`langfuse`]: Langfuse (OTLP or ingestion API) |
+//! | `full` | all of the above |
+//!
+//! With no exporter feature the crate still compiles and runs: events are
+//! counted as dropped with reason `no_exporter`, and a warning says so once.
+
 pub use aiobs_core::*;
+
+/// The default exporter: SQLite (embedded) and PostgreSQL stores.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use aiobs_exporter_default as default_exporter;
+
+/// The HTTP ingest exporter.
+#[cfg(feature = "cloud")]
+pub use aiobs_exporter_cloud as cloud;
+
+/// The Langfuse exporter.
+#[cfg(feature = "langfuse")]
+pub use aiobs_exporter_langfuse as langfuse;
