@@ -576,9 +576,7 @@ impl ObservabilityBuilder {
         }
         let mut excluded = [false; SpanType::ALL.len()];
         for t in &self.excluded {
-            if let Some(i) = SpanType::ALL.iter().position(|x| x == t) {
-                excluded[i] = true;
-            }
+            excluded[t.index()] = true;
         }
         let no_exporter = self.exporters.is_empty();
         if no_exporter {

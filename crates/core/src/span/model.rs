@@ -93,6 +93,11 @@ impl SpanType {
         Self::Generic,
     ];
 
+    /// Position in [`SpanType::ALL`].
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+
     /// The snake_case name, as serialised.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -663,5 +668,18 @@ impl ExportedSpan {
     /// Whether the span ended (it is complete).
     pub fn is_ended(&self) -> bool {
         self.end_time.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SpanType;
+
+    #[test]
+    fn span_type_index_matches_all() {
+        for (i, t) in SpanType::ALL.iter().enumerate() {
+            assert_eq!(t.index(), i);
+            assert_eq!(SpanType::parse(t.as_str()), Some(*t));
+        }
     }
 }
