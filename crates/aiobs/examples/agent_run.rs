@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use aiobs::{
-    ExportedSpan, InMemoryExporter, ModelAttributes, Observability, SpanError, SpanOptions, SpanType, ToolAttributes,
-    TracingOptions, Usage,
+    ExportedSpan, InMemoryExporter, ModelAttributes, Observability, SpanError, SpanOptions,
+    SpanType, ToolAttributes, TracingOptions, Usage,
 };
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -16,7 +16,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut run = obs.start_span(
         SpanOptions::new("weather-agent", SpanType::AgentRun)
             .input("What is the weather in Paris?")
-            .tracing(TracingOptions::new().user_id("user-123").session_id("session-abc").tag("demo")),
+            .tracing(
+                TracingOptions::new()
+                    .user_id("user-123")
+                    .session_id("session-abc")
+                    .tag("demo"),
+            ),
     );
     let mut llm = run.child(
         SpanOptions::new("chat gpt-4o-mini", SpanType::ModelGeneration)
@@ -49,8 +54,17 @@ fn print_tree(spans: &[std::sync::Arc<ExportedSpan>], parent: Option<aiobs::Span
             .usage()
             .map(|u| format!(" tokens in={} out={}", u.input_tokens, u.output_tokens))
             .unwrap_or_default();
-        let err = s.error.as_ref().map(|e| format!(" ERROR: {}", e.message)).unwrap_or_default();
-        println!("{}{} [{}] {ms:.2} ms{usage}{err}", "  ".repeat(depth), s.name, s.span_type.as_str());
+        let err = s
+            .error
+            .as_ref()
+            .map(|e| format!(" ERROR: {}", e.message))
+            .unwrap_or_default();
+        println!(
+            "{}{} [{}] {ms:.2} ms{usage}{err}",
+            "  ".repeat(depth),
+            s.name,
+            s.span_type.as_str()
+        );
         print_tree(spans, Some(s.span_id), depth + 1);
     }
 }
