@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::bus::{Core, OverflowPolicy, Pipeline, PipelineConfig, Refused, RuntimeMode};
+use crate::bus::{Core, OverflowPolicy, Pipeline, PipelineConfig, Queued, Refused, RuntimeMode};
 use crate::event::{
     FeedbackRecord, LogRecord, MetricKind, MetricRecord, ObservabilityEvent, ScoreRecord, Signal,
     Signals, SpanEventKind,
@@ -69,7 +69,7 @@ impl Shared {
             core.lose_before_ingress(DropReason::NoExporter, 1);
             return;
         }
-        let reason = match core.ingress.push(event) {
+        let reason = match core.ingress.push(Queued::from(event)) {
             Ok(()) => {
                 core.recycler.collect();
                 return;

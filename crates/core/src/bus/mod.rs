@@ -17,14 +17,13 @@ use std::time::{Duration, Instant};
 use futures_util::FutureExt;
 use tokio::sync::mpsc;
 
-use crate::event::ObservabilityEvent;
 use crate::exporter::{Exporter, ExporterContext};
 use crate::processor::{self, AsyncProcessor, SpanProcessor, Verdict};
 use crate::stats::{
     Counters, DropReason, ExporterFlushReport, ExporterStats, FlushReport, PipelineStats, diff,
 };
 
-pub(crate) use ingress::{Ingress, Refused};
+pub(crate) use ingress::{Ingress, Queued, Refused};
 use worker::{Barrier, EventRef, Slot, Worker, WorkerMsg};
 
 /// The counters at the previous report: pipeline drops and exporter stats.
@@ -126,7 +125,7 @@ pub(crate) struct PipelineConfig {
 struct Router {
     processors: Vec<Arc<dyn SpanProcessor>>,
     async_processors: Vec<Arc<dyn AsyncProcessor>>,
-    scratch: Vec<ObservabilityEvent>,
+    scratch: Vec<Queued>,
 }
 
 impl Core {
@@ -442,7 +441,7 @@ impl Router {
         let mut filtered = 0u64;
         let mut panicked = 0u64;
         for ev in events.drain(..) {
-            let mut ev = Arc::new(ev);
+            let mut ev = Arc::new(ev.into_event());
             match self.run_processors(&mut ev) {
                 Ok(Verdict::Keep) => kept.push(ev),
                 Ok(Verdict::Drop) => filtered += 1,

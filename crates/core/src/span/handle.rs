@@ -50,9 +50,9 @@ pub struct Span {
 
 #[derive(Debug)]
 enum State {
+    /// Recorded: running while `data` is `Some`; once ended the data went to
+    /// the pipeline and the lineage remains for late children.
     Live(Live),
-    /// Ended: the data went to the pipeline; the lineage remains for late children.
-    Ended(Live),
     /// Not recorded (unsampled trace, or observability disabled).
     NotRecorded {
         shared: Option<Arc<Shared>>,
@@ -242,7 +242,7 @@ impl Span {
                     },
                 }
             }
-            State::Live(p) | State::Ended(p) => {
+            State::Live(p) => {
                 // Children of an excluded span attach to the nearest exported ancestor.
                 let (parent, ancestry) = if p.exported {
                     let anc = p
@@ -298,7 +298,7 @@ impl Span {
     /// The trace id.
     pub fn trace_id(&self) -> TraceId {
         match &self.state {
-            State::Live(l) | State::Ended(l) => l.trace_id,
+            State::Live(l) => l.trace_id,
             State::NotRecorded { trace_id, .. } => *trace_id,
         }
     }
@@ -306,14 +306,14 @@ impl Span {
     /// The span id.
     pub fn span_id(&self) -> SpanId {
         match &self.state {
-            State::Live(l) | State::Ended(l) => l.span_id,
+            State::Live(l) => l.span_id,
             State::NotRecorded { span_id, .. } => *span_id,
         }
     }
 
     /// Whether this span is recorded (its trace was sampled).
     pub fn is_recording(&self) -> bool {
-        matches!(self.state, State::Live(_) | State::Ended(_))
+        matches!(self.state, State::Live(_))
     }
 
     /// The W3C `traceparent` to send downstream.
@@ -325,9 +325,10 @@ impl Span {
         }
     }
 
+    /// The span while it runs (not yet ended).
     fn live(&mut self) -> Option<&mut Live> {
         match &mut self.state {
-            State::Live(l) => Some(l),
+            State::Live(l) if l.data.is_some() => Some(l),
             _ => None,
         }
     }
@@ -419,7 +420,7 @@ impl Span {
     pub fn export(&self) -> Option<ExportedSpan> {
         match &self.state {
             State::Live(l) => l.data.as_ref().map(|d| (**d).clone()),
-            State::Ended(_) | State::NotRecorded { .. } => None,
+            State::NotRecorded { .. } => None,
         }
     }
 
@@ -458,21 +459,12 @@ impl Span {
         } else {
             l.shared.count_filtered();
         }
-        // Keep the lineage for late children.
-        let placeholder = State::NotRecorded {
-            shared: None,
-            trace_id: l.trace_id,
-            span_id: l.span_id,
-        };
-        if let State::Live(live) = std::mem::replace(&mut self.state, placeholder) {
-            self.state = State::Ended(live);
-        }
     }
 }
 
 impl Drop for Span {
     fn drop(&mut self) {
-        if let State::Live(l) = &self.state {
+        if let Some(l) = self.live() {
             l.shared.count_ended_by_drop();
             self.finish(SpanStatus::Dropped);
         }
