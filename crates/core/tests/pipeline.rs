@@ -533,3 +533,140 @@ async fn flush_trace_delivers_one_trace_without_waiting_for_the_rest() {
         assert_eq!(exporter.acked_len(), 3);
     }
 }
+
+#[derive(Debug)]
+struct PanicsOnSecret;
+impl aiobs_core::SpanProcessor for PanicsOnSecret {
+    fn name(&self) -> &str {
+        "panics-on-secret"
+    }
+    fn process_span(&self, span: &mut aiobs_core::ExportedSpan) -> aiobs_core::Verdict {
+        if span.name == "secret" {
+            panic!("processor bug");
+        }
+        if span.name == "noise" {
+            aiobs_core::Verdict::Drop
+        } else {
+            aiobs_core::Verdict::Keep
+        }
+    }
+}
+
+/// Enriches spans with a deployment tag and removes spans named "drop-async".
+#[derive(Debug)]
+struct Enrich;
+#[aiobs_core::async_trait]
+impl aiobs_core::AsyncProcessor for Enrich {
+    fn name(&self) -> &str {
+        "enrich"
+    }
+    async fn process(&self, events: &mut Vec<Arc<aiobs_core::ObservabilityEvent>>) {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        events.retain(|e| e.span().is_none_or(|s| s.name != "drop-async"));
+        for e in events.iter_mut() {
+            if let aiobs_core::ObservabilityEvent::Span { span, .. } = Arc::make_mut(e) {
+                Arc::make_mut(span)
+                    .metadata
+                    .insert("deployment".into(), "eu-1".into());
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn processors_run_once_and_their_drops_and_panics_are_counted() {
+    let a = InMemoryExporter::new()
+        .named("a")
+        .with_signals(aiobs_core::Signals::ENDED_SPANS);
+    let b = InMemoryExporter::new()
+        .named("b")
+        .with_signals(aiobs_core::Signals::ENDED_SPANS);
+    let obs = Observability::builder()
+        .exporter(a.clone())
+        .exporter(b.clone())
+        .processor(PanicsOnSecret)
+        .async_processor(Enrich)
+        .build()
+        .unwrap();
+    for name in ["kept", "noise", "secret", "drop-async", "kept too"] {
+        obs.start_span(SpanOptions::new(name, SpanType::Generic))
+            .end();
+    }
+    let report = obs.flush(SECS5).await;
+    assert!(report.completed);
+    for m in [&a, &b] {
+        let names: Vec<String> = m.ended_spans().iter().map(|s| s.name.to_string()).collect();
+        assert_eq!(names, ["kept", "kept too"]);
+        assert!(
+            m.ended_spans()
+                .iter()
+                .all(|s| s.metadata["deployment"] == "eu-1")
+        );
+    }
+    assert_eq!(
+        report.pipeline.dropped.get(&DropReason::Filtered),
+        Some(&2),
+        "{report}"
+    );
+    assert_eq!(
+        report.pipeline.dropped.get(&DropReason::ProcessorPanicked),
+        Some(&1),
+        "{report}"
+    );
+    assert!(report.pipeline.is_conserved());
+    assert_eq!(
+        report.lost(),
+        1,
+        "a processor panic is a loss; filtering is not"
+    );
+}
+
+#[derive(Debug)]
+struct BadInit;
+#[aiobs_core::async_trait]
+impl Exporter for BadInit {
+    fn name(&self) -> &str {
+        "bad-init"
+    }
+    fn signals(&self) -> aiobs_core::Signals {
+        aiobs_core::Signals::ENDED_SPANS
+    }
+    fn batch_policy(&self) -> BatchPolicy {
+        BatchPolicy::default()
+    }
+    fn retry_policy(&self) -> aiobs_core::RetryPolicy {
+        aiobs_core::RetryPolicy::default()
+    }
+    async fn init(&self, _c: &aiobs_core::ExporterContext) -> Result<(), ExportError> {
+        Err(ExportError::disabled(
+            "LANGFUSE_PUBLIC_KEY is not a public key",
+        ))
+    }
+    async fn export(&self, _b: &aiobs_core::ExportBatch) -> Result<ExportOutcome, ExportError> {
+        unreachable!("a disabled exporter is never asked to export")
+    }
+    async fn flush(&self, _d: Instant) -> Result<(), ExportError> {
+        Ok(())
+    }
+    async fn shutdown(&self, _d: Instant) -> Result<(), ExportError> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn an_exporter_whose_init_fails_is_disabled_and_counted() {
+    let obs = Observability::builder().exporter(BadInit).build().unwrap();
+    emit_spans(&obs, 3);
+    let report = obs.flush(SECS5).await;
+    let e = report.exporter("bad-init").unwrap();
+    assert!(e.totals.disabled);
+    assert_eq!(e.dropped.get(&DropReason::ExporterDisabled), Some(&3));
+    assert!(
+        e.totals
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("public key")
+    );
+    assert!(!report.is_success());
+}
