@@ -38,10 +38,10 @@
 //!
 //! | feature | what it adds |
 //! |---|---|
-//! | `sqlite` (default) | [`default_exporter`]: the embedded SQLite store and its query API |
-//! | `postgres` | the PostgreSQL backend of [`default_exporter`] |
-//! | `cloud` | [`cloud`]: gzip JSON batches to an HTTP ingest endpoint |
-//! | `langfuse` | [`langfuse`]: Langfuse (OTLP or ingestion API) |
+//! | `sqlite` (default) | `default_exporter`: the embedded SQLite store and its query API |
+//! | `postgres` | the PostgreSQL backend of `default_exporter` |
+//! | `cloud` | `cloud`: gzip JSON batches to an HTTP ingest endpoint |
+//! | `langfuse` | `langfuse`: Langfuse (OTLP or ingestion API) |
 //! | `full` | all of the above |
 //!
 //! With no exporter feature the crate still compiles and runs: events are
