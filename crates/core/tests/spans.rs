@@ -548,3 +548,52 @@ async fn tracking_adapter_annotates_out_of_order_events() {
         ("normal:SpanEnded".to_string(), false, true, true, false)
     );
 }
+
+#[tokio::test]
+async fn events_and_updates_reach_exporters_that_subscribe() {
+    let all = InMemoryExporter::new()
+        .named("all")
+        .with_signals(Signals::ALL_SPANS);
+    let ended = InMemoryExporter::new()
+        .named("ended")
+        .with_signals(Signals::ENDED_SPANS);
+    let obs = Observability::builder()
+        .exporter(all.clone())
+        .exporter(ended.clone())
+        .build()
+        .unwrap();
+    let mut run = obs.start_span(SpanOptions::new("run", SpanType::AgentRun));
+    run.event(SpanOptions::new("user feedback received", SpanType::Generic).input("thumbs up"));
+    run.set_output("partial");
+    run.update();
+    run.end_with_output("done");
+    assert!(obs.flush(T).await.is_success());
+
+    let kinds: Vec<String> = all
+        .events()
+        .iter()
+        .map(|e| format!("{}:{:?}", e.span().unwrap().name, e.signal()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "run:SpanStarted",
+            "user feedback received:SpanStarted",
+            "user feedback received:SpanEnded",
+            "run:SpanUpdated",
+            "run:SpanEnded"
+        ]
+    );
+    let updated = all.events()[3].span().unwrap().clone();
+    assert_eq!(updated.output, Some(serde_json::json!("partial")));
+    assert!(updated.end_time.is_none());
+    let spans = ended.ended_spans();
+    assert_eq!(
+        spans.len(),
+        2,
+        "no started/updated events for an exporter that did not ask"
+    );
+    let event = spans.iter().find(|s| s.is_event).unwrap();
+    assert_eq!(event.end_time, Some(event.start_time));
+    assert_eq!(event.parent_span_id, Some(run.span_id()));
+}
