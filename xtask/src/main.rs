@@ -5,6 +5,8 @@
 //! - `ci`    — what CI runs: fmt check, clippy `-D warnings`, `cargo deny`, docs, then `test`.
 //! - `bench` — the benchmarks, printing figures and a JSON line each.
 //! - `demo`  — the main job: trace a simulated agent run into SQLite and show it.
+//! - `with-postgres -- <command…>` — runs a command with a throwaway PostgreSQL
+//!   (its URL in `AIOBS_TEST_POSTGRES_URL`), e.g. one crate's tests.
 
 mod postgres;
 
@@ -24,8 +26,9 @@ fn main() -> ExitCode {
             "cargo",
             &["run", "--quiet", "-p", "aiobs-cli", "--", "demo"],
         ),
+        "with-postgres" => with_postgres(&rest),
         _ => {
-            eprintln!("usage: cargo xtask <test|ci|bench|demo> [args]");
+            eprintln!("usage: cargo xtask <test|ci|bench|demo|with-postgres -- command…> [args]");
             return ExitCode::from(2);
         }
     };
@@ -79,6 +82,22 @@ fn test(extra: &[String]) -> Result {
             result
         }
     }
+}
+
+fn with_postgres(args: &[String]) -> Result {
+    let args: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .skip_while(|a| *a == "--")
+        .collect();
+    let Some((program, rest)) = args.split_first() else {
+        return Err("usage: cargo xtask with-postgres -- <command…>".into());
+    };
+    let pg = postgres::Throwaway::start()?;
+    eprintln!("started a throwaway PostgreSQL at {}", pg.url());
+    let result = run_env(program, rest, &[("AIOBS_TEST_POSTGRES_URL", pg.url())]);
+    drop(pg);
+    result
 }
 
 fn ci() -> Result {
