@@ -217,16 +217,28 @@ enum TransportFailure {
     Other,
 }
 
+/// The errors under `err`, outermost first. A custom `io::Error` reports its
+/// inner error's *source* as its own, skipping the inner error itself (where
+/// rustls puts its error), so it is followed through `get_ref` instead.
+fn causes<'a>(
+    err: &'a (dyn StdError + 'static),
+) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
+    std::iter::successors(Some(err), |&e: &&'a (dyn StdError + 'static)| match e
+        .downcast_ref::<std::io::Error>()
+    {
+        Some(io) => io.get_ref().map(|inner| inner as &(dyn StdError + 'static)),
+        None => e.source(),
+    })
+}
+
 /// `outer: inner: innermost`, skipping messages repeated by wrappers.
 fn error_chain(err: &(dyn StdError + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
-    let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
-    while let Some(e) = cur {
+    for e in causes(err) {
         let s = e.to_string();
         if !parts.iter().any(|p| p.contains(&s)) {
             parts.push(s);
         }
-        cur = e.source();
     }
     parts.join(": ")
 }
@@ -235,22 +247,7 @@ fn chain_has(
     err: &(dyn StdError + 'static),
     pred: impl Fn(&(dyn StdError + 'static)) -> bool,
 ) -> bool {
-    let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
-    while let Some(e) = cur {
-        if pred(e) {
-            return true;
-        }
-        // An io::Error may wrap its cause without exposing it as `source`.
-        if let Some(inner) = e
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-            && pred(inner)
-        {
-            return true;
-        }
-        cur = e.source();
-    }
-    false
+    causes(err).any(pred)
 }
 
 fn io_kind(e: &(dyn StdError + 'static)) -> Option<std::io::ErrorKind> {
