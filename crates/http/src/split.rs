@@ -54,6 +54,12 @@ impl BatchResults {
         }
     }
 
+    /// The first whole-request failure so far, if any: a caller sending
+    /// several requests may stop early when the destination is unreachable.
+    pub fn failure(&self) -> Option<&ExportError> {
+        self.failures.first().map(|(_, e)| e)
+    }
+
     /// Items acknowledged so far.
     pub fn delivered_count(&self) -> usize {
         self.delivered
