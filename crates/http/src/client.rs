@@ -1,22 +1,15 @@
 //! Building the `reqwest::Client` every HTTP exporter uses.
 //!
-//! TLS is rustls with the `ring` provider and the platform's certificate
-//! verifier, configured explicitly on the client so that building one never
-//! depends on (nor installs) a process-wide rustls provider. reqwest's own
-//! retries are turned off: the pipeline worker is the one place that retries.
+//! TLS is reqwest's rustls setup: the aws-lc-rs provider and the platform's
+//! certificate verifier. reqwest's own retries are turned off: the pipeline
+//! worker is the one place that retries.
 
-use std::sync::Arc;
 use std::time::Duration;
-
-use rustls_platform_verifier::BuilderVerifierExt;
 
 /// Why an HTTP client could not be built.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
-    /// rustls refused the TLS configuration.
-    #[error("could not configure TLS: {0}")]
-    Tls(#[source] rustls::Error),
     /// reqwest refused the client configuration.
     #[error("could not build the HTTP client: {0}")]
     Build(#[source] reqwest::Error),
@@ -110,7 +103,6 @@ impl HttpClientConfig {
     /// Builds the client.
     pub fn build(&self) -> Result<reqwest::Client, ClientError> {
         let mut builder = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls_config()?)
             .user_agent(self.user_agent.clone())
             .timeout(self.timeout)
             .connect_timeout(self.connect_timeout)
@@ -127,16 +119,4 @@ impl HttpClientConfig {
 /// `aiobs-<exporter>/<version>`.
 pub fn user_agent(exporter: &str) -> String {
     format!("aiobs-{exporter}/{}", env!("CARGO_PKG_VERSION"))
-}
-
-fn tls_config() -> Result<rustls::ClientConfig, ClientError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(ClientError::Tls)?
-        .with_platform_verifier()
-        .map_err(ClientError::Tls)?
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(config)
 }

@@ -43,8 +43,8 @@
 //! | 400, 404, 422, TLS failures, other 4xx | permanent failure, counted, not retried |
 //!
 //! ## Feature flags
-//! None. TLS is always rustls with the `ring` provider and the platform's
-//! certificate verifier; HTTP/1.1 only.
+//! None. TLS is always rustls (aws-lc-rs provider, the platform's
+//! certificate verifier); HTTP/1.1 only.
 
 mod auth;
 mod body;
