@@ -26,6 +26,7 @@ mod response;
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -88,6 +89,8 @@ impl Plans {
 
 struct State {
     plans: Mutex<Plans>,
+    /// The next request's sequence number, taken when it has been read.
+    next_seq: AtomicUsize,
     requests: Mutex<Vec<CapturedRequest>>,
     /// How many requests arrived so far (for `wait_for_requests`).
     arrived: watch::Sender<usize>,
@@ -140,6 +143,7 @@ impl ScriptedHttpServer {
             .build()?;
         let state = Arc::new(State {
             plans: Mutex::default(),
+            next_seq: AtomicUsize::new(0),
             requests: Mutex::default(),
             arrived: watch::Sender::new(0),
         });
@@ -235,7 +239,7 @@ impl ScriptedHttpServer {
         plans.global.queue.len() + plans.by_path.values().map(|p| p.queue.len()).sum::<usize>()
     }
 
-    /// Every request received so far, in arrival order.
+    /// Every request received so far, in arrival order (by [`CapturedRequest::seq`]).
     pub fn requests(&self) -> Vec<CapturedRequest> {
         self.state.requests().clone()
     }
@@ -274,6 +278,7 @@ impl ScriptedHttpServer {
     pub fn clear_requests(&self) {
         let mut r = self.state.requests();
         r.clear();
+        self.state.next_seq.store(0, Ordering::Release);
         self.state.arrived.send_replace(0);
     }
 
@@ -420,17 +425,14 @@ async fn handle(
             )
         })
         .collect();
-    let mut captured = {
-        let seq = *state.arrived.borrow();
-        CapturedRequest::new(
-            seq,
-            parts.method.as_str().to_owned(),
-            parts.uri.path().to_owned(),
-            parts.uri.query().map(str::to_owned),
-            headers,
-            raw_body,
-        )
-    };
+    let mut captured = CapturedRequest::new(
+        state.next_seq.fetch_add(1, Ordering::AcqRel),
+        parts.method.as_str().to_owned(),
+        parts.uri.path().to_owned(),
+        parts.uri.query().map(str::to_owned),
+        headers,
+        raw_body,
+    );
     let next = state.plans().next(&captured.path);
     // Responders run outside the lock: they may take their time or panic.
     let response = match next {
@@ -441,8 +443,9 @@ async fn handle(
     captured.answer = response.answer();
     {
         let mut requests = state.requests();
-        captured.seq = requests.len();
-        requests.push(captured);
+        // Concurrent requests may finish out of order: keep them by sequence number.
+        let at = requests.partition_point(|r| r.seq < captured.seq);
+        requests.insert(at, captured);
         state.arrived.send_replace(requests.len());
     }
     if !response.delay.is_zero() {
