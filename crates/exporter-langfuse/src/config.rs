@@ -1,0 +1,494 @@
+//! Configuration: credentials, endpoint, transport and delivery mode, from
+//! code or from the standard `LANGFUSE_*` environment variables.
+
+use std::fmt;
+use std::time::Duration;
+
+/// The Langfuse Cloud (EU) endpoint, used when no base URL is configured.
+pub const DEFAULT_BASE_URL: &str = "https://cloud.langfuse.com";
+
+/// Langfuse's default limit for one ingestion event (1 MB, as the official
+/// SDKs' `LANGFUSE_MAX_EVENT_SIZE_BYTES`).
+pub const DEFAULT_MAX_EVENT_BYTES: usize = 1_000_000;
+
+/// The largest request body sent at once. The server accepts 3.5 MB per
+/// ingestion batch; the official SDK stops at 2.5 MB, and so do we.
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 2_500_000;
+
+/// Which Langfuse endpoint receives the spans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum LangfuseTransport {
+    /// `POST /api/public/otel/v1/traces` (OTLP protobuf, gzip) plus
+    /// `POST /api/public/scores`: what current Langfuse SDKs send, and what the
+    /// server's own API spec recommends. The default.
+    #[default]
+    Otlp,
+    /// `POST /api/public/ingestion`: the legacy batch API with per-event
+    /// 207 results, for older self-hosted servers.
+    Ingestion,
+}
+
+impl LangfuseTransport {
+    fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "otlp" | "otel" => Some(Self::Otlp),
+            "ingestion" | "legacy" => Some(Self::Ingestion),
+            _ => None,
+        }
+    }
+}
+
+/// How soon ended spans are sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum DeliveryMode {
+    /// Collect spans for up to a second and send them together (fewest requests).
+    #[default]
+    Batched,
+    /// Send each trace as it ends (a few milliseconds of batching): spans show
+    /// up in Langfuse at once, at the cost of more requests.
+    Realtime,
+}
+
+/// Why a [`LangfuseExporter`](crate::LangfuseExporter) could not be built.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum LangfuseBuildError {
+    /// No public key was configured.
+    #[error(
+        "Langfuse public key is missing: call `.public_key(..)` on the builder or set LANGFUSE_PUBLIC_KEY (pk-lf-...)"
+    )]
+    MissingPublicKey,
+    /// No secret key was configured.
+    #[error(
+        "Langfuse secret key is missing: call `.secret_key(..)` on the builder or set LANGFUSE_SECRET_KEY (sk-lf-...)"
+    )]
+    MissingSecretKey,
+    /// The base URL is not an http(s) URL.
+    #[error(
+        "Langfuse base URL {url:?} is invalid ({reason}); expected e.g. https://cloud.langfuse.com (LANGFUSE_BASE_URL or LANGFUSE_HOST)"
+    )]
+    InvalidBaseUrl {
+        /// The rejected URL.
+        url: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// Langfuse accepts environments of lowercase letters, digits, `-` and `_`,
+    /// at most 40 characters, not starting with `langfuse`.
+    #[error(
+        "Langfuse environment {0:?} is invalid: use at most 40 lowercase letters, digits, '-' or '_', not starting with \"langfuse\""
+    )]
+    InvalidEnvironment(String),
+    /// An environment variable holds a value that cannot be used.
+    #[error("environment variable {name}={value:?} is invalid: {reason}")]
+    InvalidEnvVar {
+        /// The variable.
+        name: &'static str,
+        /// Its value.
+        value: String,
+        /// What was expected.
+        reason: &'static str,
+    },
+    /// The HTTP client could not be created.
+    #[error("could not create the HTTP client for Langfuse: {0}")]
+    Http(String),
+}
+
+/// The validated configuration of one exporter.
+#[derive(Clone)]
+pub(crate) struct LangfuseConfig {
+    pub(crate) public_key: String,
+    pub(crate) secret_key: String,
+    /// Without a trailing slash.
+    pub(crate) base_url: String,
+    pub(crate) environment: Option<String>,
+    pub(crate) release: Option<String>,
+    pub(crate) transport: LangfuseTransport,
+    pub(crate) mode: DeliveryMode,
+    pub(crate) timeout: Duration,
+    pub(crate) max_event_bytes: usize,
+    pub(crate) max_request_bytes: usize,
+    pub(crate) feedback_as_scores: bool,
+}
+
+impl fmt::Debug for LangfuseConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print the secret key.
+        f.debug_struct("LangfuseConfig")
+            .field("public_key", &self.public_key)
+            .field("secret_key", &"<redacted>")
+            .field("base_url", &self.base_url)
+            .field("environment", &self.environment)
+            .field("release", &self.release)
+            .field("transport", &self.transport)
+            .field("mode", &self.mode)
+            .field("timeout", &self.timeout)
+            .field("max_event_bytes", &self.max_event_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures a [`LangfuseExporter`](crate::LangfuseExporter).
+///
+/// Start from [`LangfuseExporter::builder`](crate::LangfuseExporter::builder)
+/// (defaults only) or [`LangfuseExporterBuilder::from_env`] (defaults, then
+/// `LANGFUSE_*` variables); setters called afterwards win over both.
+#[derive(Clone, Default)]
+#[must_use]
+pub struct LangfuseExporterBuilder {
+    pub(crate) public_key: Option<String>,
+    pub(crate) secret_key: Option<String>,
+    pub(crate) base_url: Option<String>,
+    pub(crate) environment: Option<String>,
+    pub(crate) release: Option<String>,
+    pub(crate) transport: LangfuseTransport,
+    pub(crate) mode: DeliveryMode,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) max_event_bytes: Option<usize>,
+    pub(crate) max_request_bytes: Option<usize>,
+    pub(crate) no_feedback: bool,
+    /// An invalid environment variable, reported by `build`.
+    pub(crate) env_error: Option<LangfuseBuildError>,
+}
+
+impl fmt::Debug for LangfuseExporterBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LangfuseExporterBuilder")
+            .field("public_key", &self.public_key)
+            .field(
+                "secret_key",
+                &self.secret_key.as_ref().map(|_| "<redacted>"),
+            )
+            .field("base_url", &self.base_url)
+            .field("environment", &self.environment)
+            .field("release", &self.release)
+            .field("transport", &self.transport)
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The environment variables [`LangfuseExporterBuilder::from_env`] reads.
+pub const ENV_VARS: [&str; 8] = [
+    "LANGFUSE_PUBLIC_KEY",
+    "LANGFUSE_SECRET_KEY",
+    "LANGFUSE_BASE_URL",
+    "LANGFUSE_HOST",
+    "LANGFUSE_TRACING_ENVIRONMENT",
+    "LANGFUSE_RELEASE",
+    "LANGFUSE_TIMEOUT",
+    "LANGFUSE_TRANSPORT",
+];
+
+impl LangfuseExporterBuilder {
+    /// Defaults overlaid with the process environment:
+    ///
+    /// | variable | sets |
+    /// | --- | --- |
+    /// | `LANGFUSE_PUBLIC_KEY`, `LANGFUSE_SECRET_KEY` | credentials |
+    /// | `LANGFUSE_BASE_URL` (or `LANGFUSE_HOST`) | server, default `https://cloud.langfuse.com` |
+    /// | `LANGFUSE_TRACING_ENVIRONMENT` | environment (`production`, `staging`, ...) |
+    /// | `LANGFUSE_RELEASE` | release |
+    /// | `LANGFUSE_TIMEOUT` | request timeout in seconds |
+    /// | `LANGFUSE_TRANSPORT` | `otlp` (default) or `ingestion` |
+    ///
+    /// Empty variables count as unset. Setters called afterwards win.
+    pub fn from_env() -> Self {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Like [`from_env`](Self::from_env), reading variables through `lookup`
+    /// (for tests and for configuration sources other than the process environment).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let mut b = Self {
+            public_key: get("LANGFUSE_PUBLIC_KEY"),
+            secret_key: get("LANGFUSE_SECRET_KEY"),
+            base_url: get("LANGFUSE_BASE_URL").or_else(|| get("LANGFUSE_HOST")),
+            environment: get("LANGFUSE_TRACING_ENVIRONMENT"),
+            release: get("LANGFUSE_RELEASE"),
+            ..Self::default()
+        };
+        if let Some(v) = get("LANGFUSE_TIMEOUT") {
+            match v.trim().parse::<f64>() {
+                Ok(secs) if secs.is_finite() && secs > 0.0 => {
+                    b.timeout = Some(Duration::from_secs_f64(secs));
+                }
+                _ => {
+                    b.env_error = Some(LangfuseBuildError::InvalidEnvVar {
+                        name: "LANGFUSE_TIMEOUT",
+                        value: v,
+                        reason: "expected a positive number of seconds",
+                    });
+                }
+            }
+        }
+        if let Some(v) = get("LANGFUSE_TRANSPORT") {
+            match LangfuseTransport::parse(&v) {
+                Some(t) => b.transport = t,
+                None => {
+                    b.env_error = Some(LangfuseBuildError::InvalidEnvVar {
+                        name: "LANGFUSE_TRANSPORT",
+                        value: v,
+                        reason: "expected `otlp` or `ingestion`",
+                    });
+                }
+            }
+        }
+        b
+    }
+
+    /// The project's public key (`pk-lf-...`).
+    pub fn public_key(mut self, key: impl Into<String>) -> Self {
+        self.public_key = Some(key.into());
+        self
+    }
+    /// The project's secret key (`sk-lf-...`).
+    pub fn secret_key(mut self, key: impl Into<String>) -> Self {
+        self.secret_key = Some(key.into());
+        self
+    }
+    /// The Langfuse server, e.g. `https://us.cloud.langfuse.com` or a self-hosted URL.
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = Some(url.into());
+        self
+    }
+    /// The environment every trace, observation and score is filed under.
+    pub fn environment(mut self, environment: impl Into<String>) -> Self {
+        self.environment = Some(environment.into());
+        self
+    }
+    /// The release (application version) recorded on every trace.
+    pub fn release(mut self, release: impl Into<String>) -> Self {
+        self.release = Some(release.into());
+        self
+    }
+    /// Which endpoint to send to (default [`LangfuseTransport::Otlp`]).
+    pub fn transport(mut self, transport: LangfuseTransport) -> Self {
+        self.transport = transport;
+        self
+    }
+    /// How soon to send (default [`DeliveryMode::Batched`]).
+    pub fn delivery_mode(mut self, mode: DeliveryMode) -> Self {
+        self.mode = mode;
+        self
+    }
+    /// Shorthand for `delivery_mode(DeliveryMode::Realtime)`.
+    pub fn realtime(self) -> Self {
+        self.delivery_mode(DeliveryMode::Realtime)
+    }
+    /// Longest one HTTP request may take (default 20 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+    /// Largest encoded observation (default 1 MB); larger ones have their
+    /// biggest payload fields truncated with a marker until they fit.
+    pub fn max_event_bytes(mut self, bytes: usize) -> Self {
+        self.max_event_bytes = Some(bytes);
+        self
+    }
+    /// Largest request body (default 2.5 MB): bigger batches are split.
+    pub fn max_request_bytes(mut self, bytes: usize) -> Self {
+        self.max_request_bytes = Some(bytes);
+        self
+    }
+    /// Whether user feedback is sent as Langfuse scores (default `true`).
+    pub fn feedback_as_scores(mut self, on: bool) -> Self {
+        self.no_feedback = !on;
+        self
+    }
+
+    /// Validates the configuration.
+    pub(crate) fn into_config(self) -> Result<LangfuseConfig, LangfuseBuildError> {
+        if let Some(e) = self.env_error {
+            return Err(e);
+        }
+        let public_key = non_empty(self.public_key).ok_or(LangfuseBuildError::MissingPublicKey)?;
+        let secret_key = non_empty(self.secret_key).ok_or(LangfuseBuildError::MissingSecretKey)?;
+        let base_url = validate_base_url(
+            non_empty(self.base_url).unwrap_or_else(|| DEFAULT_BASE_URL.to_owned()),
+        )?;
+        let environment = non_empty(self.environment)
+            .map(validate_environment)
+            .transpose()?;
+        Ok(LangfuseConfig {
+            public_key,
+            secret_key,
+            base_url,
+            environment,
+            release: non_empty(self.release),
+            transport: self.transport,
+            mode: self.mode,
+            timeout: self.timeout.unwrap_or(Duration::from_secs(20)),
+            max_event_bytes: self
+                .max_event_bytes
+                .unwrap_or(DEFAULT_MAX_EVENT_BYTES)
+                .max(1024),
+            max_request_bytes: self
+                .max_request_bytes
+                .unwrap_or(DEFAULT_MAX_REQUEST_BYTES)
+                .max(1024),
+            feedback_as_scores: !self.no_feedback,
+        })
+    }
+}
+
+fn non_empty(s: Option<String>) -> Option<String> {
+    s.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+fn validate_base_url(url: String) -> Result<String, LangfuseBuildError> {
+    let bad = |reason| LangfuseBuildError::InvalidBaseUrl {
+        url: url.clone(),
+        reason,
+    };
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| bad("it must start with http:// or https://"))?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if host.is_empty() {
+        return Err(bad("it has no host"));
+    }
+    if rest.contains(['?', '#']) || url.chars().any(char::is_whitespace) {
+        return Err(bad("it must not contain a query, a fragment or spaces"));
+    }
+    Ok(url.trim_end_matches('/').to_owned())
+}
+
+/// Langfuse's rule for environment names (`^(?!langfuse)[a-z0-9-_]+$`, ≤ 40).
+fn validate_environment(env: String) -> Result<String, LangfuseBuildError> {
+    let ok = env.len() <= 40
+        && !env.starts_with("langfuse")
+        && env
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if ok {
+        Ok(env)
+    } else {
+        Err(LangfuseBuildError::InvalidEnvironment(env))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn env_provides_credentials_and_host() {
+        let cfg = LangfuseExporterBuilder::from_lookup(lookup(&[
+            ("LANGFUSE_PUBLIC_KEY", "pk-lf-1"),
+            ("LANGFUSE_SECRET_KEY", "sk-lf-1"),
+            ("LANGFUSE_HOST", "http://localhost:3000/"),
+            ("LANGFUSE_TRACING_ENVIRONMENT", "staging"),
+            ("LANGFUSE_RELEASE", "v9"),
+            ("LANGFUSE_TIMEOUT", "2.5"),
+            ("LANGFUSE_TRANSPORT", "ingestion"),
+        ]))
+        .into_config()
+        .unwrap();
+        assert_eq!(cfg.public_key, "pk-lf-1");
+        assert_eq!(cfg.secret_key, "sk-lf-1");
+        assert_eq!(cfg.base_url, "http://localhost:3000");
+        assert_eq!(cfg.environment.as_deref(), Some("staging"));
+        assert_eq!(cfg.release.as_deref(), Some("v9"));
+        assert_eq!(cfg.timeout, Duration::from_millis(2500));
+        assert_eq!(cfg.transport, LangfuseTransport::Ingestion);
+        assert!(!format!("{cfg:?}").contains("sk-lf-1"), "secret leaked");
+    }
+
+    #[test]
+    fn base_url_wins_over_host_and_code_wins_over_env() {
+        let cfg = LangfuseExporterBuilder::from_lookup(lookup(&[
+            ("LANGFUSE_PUBLIC_KEY", "pk-env"),
+            ("LANGFUSE_SECRET_KEY", "sk-env"),
+            ("LANGFUSE_BASE_URL", "https://eu.example"),
+            ("LANGFUSE_HOST", "https://host.example"),
+        ]))
+        .public_key("pk-code")
+        .into_config()
+        .unwrap();
+        assert_eq!(cfg.base_url, "https://eu.example");
+        assert_eq!(cfg.public_key, "pk-code");
+        assert_eq!(
+            cfg.transport,
+            LangfuseTransport::Otlp,
+            "OTLP is the default"
+        );
+    }
+
+    #[test]
+    fn defaults_to_langfuse_cloud() {
+        let cfg = LangfuseExporterBuilder::default()
+            .public_key("pk")
+            .secret_key("sk")
+            .into_config()
+            .unwrap();
+        assert_eq!(cfg.base_url, DEFAULT_BASE_URL);
+        assert_eq!(cfg.max_event_bytes, DEFAULT_MAX_EVENT_BYTES);
+    }
+
+    #[test]
+    fn missing_keys_are_clear_errors() {
+        let e = LangfuseExporterBuilder::from_lookup(lookup(&[("LANGFUSE_SECRET_KEY", "sk")]))
+            .into_config()
+            .unwrap_err();
+        assert!(matches!(e, LangfuseBuildError::MissingPublicKey));
+        assert!(e.to_string().contains("LANGFUSE_PUBLIC_KEY"), "{e}");
+        let e = LangfuseExporterBuilder::default()
+            .public_key("pk")
+            .secret_key("   ")
+            .into_config()
+            .unwrap_err();
+        assert!(e.to_string().contains("LANGFUSE_SECRET_KEY"), "{e}");
+    }
+
+    #[test]
+    fn rejects_bad_urls_environments_and_env_values() {
+        let base = || {
+            LangfuseExporterBuilder::default()
+                .public_key("pk")
+                .secret_key("sk")
+        };
+        for url in [
+            "cloud.langfuse.com",
+            "ftp://x",
+            "https://",
+            "https://h/x?y=1",
+        ] {
+            let e = base().base_url(url).into_config().unwrap_err();
+            assert!(
+                matches!(e, LangfuseBuildError::InvalidBaseUrl { .. }),
+                "{url}: {e}"
+            );
+        }
+        for env in ["Production", "langfuse-x", "a b", &"x".repeat(41)] {
+            let e = base().environment(env).into_config().unwrap_err();
+            assert!(
+                matches!(e, LangfuseBuildError::InvalidEnvironment(_)),
+                "{env}: {e}"
+            );
+        }
+        assert!(base().environment("prod_eu-1").into_config().is_ok());
+        let e = LangfuseExporterBuilder::from_lookup(lookup(&[
+            ("LANGFUSE_PUBLIC_KEY", "pk"),
+            ("LANGFUSE_SECRET_KEY", "sk"),
+            ("LANGFUSE_TIMEOUT", "soon"),
+        ]))
+        .into_config()
+        .unwrap_err();
+        assert!(e.to_string().contains("LANGFUSE_TIMEOUT"), "{e}");
+    }
+}

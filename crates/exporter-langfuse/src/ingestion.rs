@@ -1,0 +1,345 @@
+//! Encoding for the legacy ingestion API (`POST /api/public/ingestion`):
+//! a JSON batch of typed events, answered per event with a 207 multi-status
+//! (see `wire/langfuse/v2-ingestion`).
+//!
+//! Entity ids are the trace and span ids, so both transports address the same
+//! Langfuse objects. Event ids are derived from the aiobs event and the
+//! ingestion event type: unique per event, and the *same* when a failed event
+//! is sent again, so the server's de-duplication by event id makes retries safe.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::mapping::{
+    MappedSpan, Observation, ObservationType, ScoreBody, ScoreValue, TraceFields,
+};
+use crate::otlp::iso_time;
+
+/// A fixed namespace for the v5 UUIDs of event ids.
+const EVENT_ID_NAMESPACE: uuid::Uuid =
+    uuid::Uuid::from_u128(0x6c1f_0f9e_3a2b_4d5c_9e8f_a1b2_c3d4_e5f6);
+
+/// One event of an ingestion batch.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct IngestionEvent {
+    pub(crate) id: String,
+    #[serde(rename = "type")]
+    pub(crate) kind: &'static str,
+    pub(crate) timestamp: String,
+    pub(crate) body: Value,
+}
+
+impl IngestionEvent {
+    fn new(origin: &str, kind: &'static str, at: DateTime<Utc>, body: Map<String, Value>) -> Self {
+        let name = format!("{origin}/{kind}");
+        Self {
+            id: uuid::Uuid::new_v5(&EVENT_ID_NAMESPACE, name.as_bytes()).to_string(),
+            kind,
+            timestamp: iso_time(at),
+            body: Value::Object(body),
+        }
+    }
+}
+
+/// The `metadata` of a batch (informational, as the official SDK sends it).
+#[derive(Debug, Serialize)]
+pub(crate) struct BatchMetadata<'a> {
+    pub(crate) batch_size: usize,
+    pub(crate) sdk_integration: &'static str,
+    pub(crate) sdk_name: &'static str,
+    pub(crate) sdk_version: &'static str,
+    pub(crate) public_key: &'a str,
+}
+
+/// Builds ingestion events; `environment` goes on every entity.
+#[derive(Debug, Clone)]
+pub(crate) struct IngestionEncoder {
+    pub(crate) environment: Option<String>,
+}
+
+struct Body(Map<String, Value>);
+
+impl Body {
+    fn new() -> Self {
+        Self(Map::new())
+    }
+    fn put(&mut self, k: &str, v: impl Into<Value>) -> &mut Self {
+        self.0.insert(k.to_owned(), v.into());
+        self
+    }
+    fn opt(&mut self, k: &str, v: Option<impl Into<Value>>) -> &mut Self {
+        if let Some(v) = v {
+            self.put(k, v);
+        }
+        self
+    }
+}
+
+impl IngestionEncoder {
+    /// The events for one ended span. `origin` identifies the aiobs event
+    /// (stable across retries); `with_trace` adds the `trace-create` carrying
+    /// the span's trace-level fields (always for a root, once per trace and
+    /// batch otherwise).
+    pub(crate) fn span_events(
+        &self,
+        m: &MappedSpan,
+        origin: &str,
+        with_trace: bool,
+    ) -> Vec<IngestionEvent> {
+        let mut out = Vec::with_capacity(2);
+        if with_trace || m.trace.is_root {
+            out.push(self.trace_event(&m.trace, origin));
+        }
+        out.push(self.observation_event(&m.observation, origin));
+        out
+    }
+
+    fn trace_event(&self, t: &TraceFields, origin: &str) -> IngestionEvent {
+        let mut b = Body::new();
+        b.put("id", t.id.as_str())
+            .put("timestamp", iso_time(t.timestamp))
+            .opt("name", t.name.as_deref())
+            .opt("userId", t.user_id.as_deref())
+            .opt("sessionId", t.session_id.as_deref())
+            .opt("release", t.release.as_deref())
+            .opt("version", t.version.as_deref())
+            .opt("public", t.public)
+            .opt("environment", self.environment.as_deref())
+            .opt("input", t.input.clone())
+            .opt("output", t.output.clone());
+        if !t.tags.is_empty() {
+            b.put("tags", t.tags.clone());
+        }
+        if !t.metadata.is_empty() {
+            b.put("metadata", Value::Object(t.metadata.clone()));
+        }
+        IngestionEvent::new(origin, "trace-create", t.timestamp, b.0)
+    }
+
+    fn observation_event(&self, o: &Observation, origin: &str) -> IngestionEvent {
+        let mut b = Body::new();
+        b.put("id", o.id.as_str())
+            .put("traceId", o.trace_id.as_str())
+            .opt("parentObservationId", o.parent_id.as_deref())
+            .put("name", o.name.as_str())
+            .put("startTime", iso_time(o.start_time))
+            .opt("environment", self.environment.as_deref())
+            .opt("input", o.input.clone())
+            .opt("output", o.output.clone())
+            .opt("version", o.version.as_deref());
+        let mut metadata = o.metadata.clone();
+        let kind = match o.kind {
+            ObservationType::Generation => "generation-create",
+            ObservationType::Event => "event-create",
+            ObservationType::Span => "span-create",
+            typed => {
+                // The ingestion API has no agent/tool/... events: keep the
+                // type visible in metadata.
+                metadata
+                    .entry("observation_type")
+                    .or_insert_with(|| Value::from(typed.as_str()));
+                "span-create"
+            }
+        };
+        if o.kind != ObservationType::Event {
+            b.opt("endTime", o.end_time.map(iso_time));
+        }
+        if !metadata.is_empty() {
+            b.put("metadata", Value::Object(metadata));
+        }
+        if o.level != crate::mapping::Level::Default {
+            b.put("level", o.level.as_str());
+        }
+        b.opt("statusMessage", o.status_message.as_deref());
+        if let Some(g) = &o.generation {
+            b.opt("model", g.model.as_deref())
+                .opt("completionStartTime", g.completion_start_time.map(iso_time));
+            if !g.model_parameters.is_empty() {
+                b.put(
+                    "modelParameters",
+                    Value::Object(model_parameters(&g.model_parameters)),
+                );
+            }
+            if !g.usage_details.is_empty() {
+                let u: Map<String, Value> = g
+                    .usage_details
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), Value::from(*v)))
+                    .collect();
+                b.put("usageDetails", Value::Object(u));
+            }
+            if !g.cost_details.is_empty() {
+                let c: Map<String, Value> = g
+                    .cost_details
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), Value::from(*v)))
+                    .collect();
+                b.put("costDetails", Value::Object(c));
+            }
+            if let Some(p) = &g.prompt {
+                b.put("promptName", p.name.as_str())
+                    .put("promptVersion", p.version);
+            }
+        }
+        let at = o.end_time.unwrap_or(o.start_time);
+        IngestionEvent::new(origin, kind, at, b.0)
+    }
+
+    /// The `score-create` event of one score.
+    pub(crate) fn score_event(&self, s: &ScoreBody, origin: &str) -> IngestionEvent {
+        // The event's own timestamp carries the score's time here.
+        let mut body = score_json(s, &self.environment);
+        body.remove("timestamp");
+        IngestionEvent::new(origin, "score-create", s.timestamp, body)
+    }
+}
+
+/// A score as the ingestion API and `POST /api/public/scores` both take it.
+pub(crate) fn score_json(s: &ScoreBody, environment: &Option<String>) -> Map<String, Value> {
+    let mut b = Body::new();
+    b.put("id", s.id.as_str())
+        .put("traceId", s.trace_id.as_str())
+        .opt("observationId", s.observation_id.as_deref())
+        .put("name", s.name.as_str())
+        .put(
+            "value",
+            match &s.value {
+                ScoreValue::Number(n) => Value::from(*n),
+                ScoreValue::Text(t) => Value::from(t.as_str()),
+            },
+        )
+        .opt("dataType", s.data_type)
+        .opt("comment", s.comment.as_deref())
+        .opt("environment", environment.as_deref())
+        .put("timestamp", iso_time(s.timestamp));
+    if !s.metadata.is_empty() {
+        b.put("metadata", Value::Object(s.metadata.clone()));
+    }
+    b.0
+}
+
+/// Langfuse accepts model parameter values that are strings, numbers,
+/// booleans, string arrays or string maps; anything else is sent as its JSON text.
+fn model_parameters(p: &Map<String, Value>) -> Map<String, Value> {
+    p.iter()
+        .filter(|(_, v)| !v.is_null())
+        .map(|(k, v)| {
+            let ok = match v {
+                Value::String(_) | Value::Number(_) | Value::Bool(_) => true,
+                Value::Array(a) => a.iter().all(Value::is_string),
+                Value::Object(o) => o.values().all(Value::is_string),
+                Value::Null => false,
+            };
+            let v = if ok {
+                v.clone()
+            } else {
+                Value::from(v.to_string())
+            };
+            (k.clone(), v)
+        })
+        .collect()
+}
+
+/// One failed event of a 207 answer.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct EventError {
+    pub(crate) id: String,
+    pub(crate) status: u16,
+    pub(crate) message: String,
+}
+
+/// Reads the `errors` of a 207 multi-status body. `None` when the body is
+/// not the documented shape (then nothing can be attributed).
+pub(crate) fn multi_status_errors(body: &[u8]) -> Option<Vec<EventError>> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let errors = v.get("errors")?.as_array()?;
+    Some(
+        errors
+            .iter()
+            .filter_map(|e| {
+                let id = e.get("id")?.as_str()?.to_owned();
+                let status = e
+                    .get("status")
+                    .and_then(Value::as_u64)
+                    .and_then(|s| u16::try_from(s).ok())
+                    .unwrap_or(500);
+                let message = [e.get("message"), e.get("error")]
+                    .into_iter()
+                    .flatten()
+                    .map(|m| match m {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(": ");
+                Some(EventError {
+                    id,
+                    status,
+                    message,
+                })
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn event_ids_are_unique_per_event_and_stable_across_retries() {
+        let body = Map::new();
+        let t = Utc::now();
+        let a = IngestionEvent::new("span:1:ended", "trace-create", t, body.clone());
+        let b = IngestionEvent::new("span:1:ended", "span-create", t, body.clone());
+        let again = IngestionEvent::new("span:1:ended", "trace-create", t, body);
+        assert_ne!(a.id, b.id);
+        assert_eq!(a.id, again.id);
+        assert_eq!(
+            uuid::Uuid::parse_str(&a.id).map(|u| u.get_version_num()),
+            Ok(5)
+        );
+    }
+
+    #[test]
+    fn reads_207_errors() {
+        let body = json!({
+            "successes": [{"id": "a", "status": 201}],
+            "errors": [
+                {"id": "b", "status": 400, "message": "Invalid request data", "error": "bad"},
+                {"id": "c", "status": 500, "message": "boom"},
+                {"status": 500}
+            ]
+        })
+        .to_string();
+        let errs = multi_status_errors(body.as_bytes()).unwrap();
+        assert_eq!(
+            errs,
+            vec![
+                EventError {
+                    id: "b".into(),
+                    status: 400,
+                    message: "Invalid request data: bad".into()
+                },
+                EventError {
+                    id: "c".into(),
+                    status: 500,
+                    message: "boom".into()
+                },
+            ]
+        );
+        assert_eq!(multi_status_errors(b"not json"), None);
+    }
+
+    #[test]
+    fn model_parameters_are_made_acceptable() {
+        let p = json!({"temperature": 0.2, "stop": ["a"], "tools": [{"x": 1}], "none": null});
+        let out = model_parameters(p.as_object().unwrap());
+        assert_eq!(
+            Value::Object(out),
+            json!({"temperature": 0.2, "stop": ["a"], "tools": "[{\"x\":1}]"})
+        );
+    }
+}
