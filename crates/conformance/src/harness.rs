@@ -272,6 +272,30 @@ impl HarnessError {
     }
 }
 
+impl From<String> for HarnessError {
+    fn from(message: String) -> Self {
+        Self(message)
+    }
+}
+
+impl From<&str> for HarnessError {
+    fn from(message: &str) -> Self {
+        Self(message.to_owned())
+    }
+}
+
+impl From<std::io::Error> for HarnessError {
+    fn from(e: std::io::Error) -> Self {
+        Self::new(e)
+    }
+}
+
+impl From<serde_json::Error> for HarnessError {
+    fn from(e: serde_json::Error) -> Self {
+        Self::new(e)
+    }
+}
+
 /// A boxed future, as returned by async probes.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -401,9 +425,7 @@ impl Harness {
     /// per scenario, read back as it is.
     pub fn in_memory() -> Self {
         Self::local(|dest| dest.shared(InMemoryExporter::new))
-            .probe(|dest| {
-                Ok::<_, HarnessError>(in_memory_items(&dest.shared(InMemoryExporter::new)))
-            })
+            .probe(|dest| Ok(in_memory_items(&dest.shared(InMemoryExporter::new))))
             .named("InMemoryExporter")
     }
 
@@ -416,14 +438,14 @@ impl Harness {
 
     /// Reads back everything the destination holds (synchronously).
     #[must_use]
-    pub fn probe<Err: fmt::Display>(
+    pub fn probe(
         self,
-        probe: impl Fn(&Destination) -> Result<Vec<DeliveredItem>, Err> + Send + Sync + 'static,
+        probe: impl Fn(&Destination) -> Result<Vec<DeliveredItem>, HarnessError> + Send + Sync + 'static,
     ) -> Self {
         let probe = Arc::new(probe);
         self.probe_async(move |d| {
             let probe = probe.clone();
-            Box::pin(async move { probe(d).map_err(HarnessError::new) })
+            Box::pin(async move { probe(d) })
         })
     }
 
@@ -449,11 +471,14 @@ impl Harness {
     /// the server acknowledged (2xx), leaving out items it refused in a
     /// partial response.
     #[must_use]
-    pub fn decode_requests<Err: fmt::Display>(
+    pub fn decode_requests(
         mut self,
-        decode: impl Fn(&CapturedRequest) -> Result<Vec<DeliveredItem>, Err> + Send + Sync + 'static,
+        decode: impl Fn(&CapturedRequest) -> Result<Vec<DeliveredItem>, HarnessError>
+        + Send
+        + Sync
+        + 'static,
     ) -> Self {
-        self.decode = Some(Arc::new(move |r| decode(r).map_err(HarnessError::new)));
+        self.decode = Some(Arc::new(decode));
         self
     }
 

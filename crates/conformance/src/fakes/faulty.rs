@@ -74,10 +74,11 @@ type DecideFn = dyn Fn(&ExportCall<'_>) -> Decision + Send + Sync;
 /// ```
 /// use std::time::Duration;
 /// use aiobs_conformance::fakes::{Decision, FaultyExporter};
+/// use aiobs_conformance::kit_retry_policy;
 /// use aiobs_core::{Observability, SpanOptions, SpanType};
 ///
 /// // Two transient failures, then every call delivers to an in-memory store.
-/// let faulty = FaultyExporter::in_memory();
+/// let faulty = FaultyExporter::in_memory().with_retry_policy(kit_retry_policy());
 /// faulty.push(Decision::transient()).push(Decision::transient());
 /// let obs = Observability::builder().exporter(faulty.clone()).build()?;
 /// obs.start_span(SpanOptions::new("work", SpanType::Generic)).end();
