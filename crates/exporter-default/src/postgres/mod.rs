@@ -1,0 +1,278 @@
+//! The PostgreSQL backend: one store shared by many application processes.
+
+mod read;
+mod schema;
+mod write;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use aiobs_core::{TraceId, async_trait};
+use chrono::{DateTime, Utc};
+use tokio::sync::Mutex;
+use tokio_postgres::{Client, NoTls};
+
+use crate::batch::{WriteBatch, WriteOutcome};
+use crate::error::{StorageError, StorageErrorKind};
+use crate::open::DatabaseUrl;
+use crate::query::{PageRequest, RetentionReport, TraceFilter, TracePage, TraceRecord};
+use crate::storage::{Storage, Strategy, StrategySupport};
+
+/// The schema version this build of aiobs writes to PostgreSQL.
+pub const POSTGRES_SCHEMA_VERSION: i64 = schema::LATEST as i64;
+
+/// How to reach a [`PostgresStorage`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct PostgresConfig {
+    url: String,
+    schema: Option<String>,
+    connect_timeout: Duration,
+}
+
+impl PostgresConfig {
+    /// A connection string, `postgres://user:password@host:port/database?...`
+    /// (anything `tokio-postgres` accepts, key=value form included).
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            schema: None,
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// Keeps aiobs' tables in this schema (created if missing) instead of the
+    /// connection's default. Letters, digits and `_` only.
+    pub fn schema(mut self, schema: impl Into<String>) -> Self {
+        self.schema = Some(schema.into());
+        self
+    }
+
+    /// How long to wait for a connection (default 10 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+}
+
+/// A connection with the write statements prepared on it (writer only).
+struct Conn {
+    client: Client,
+    statements: Option<write::Statements>,
+}
+
+/// Spans, logs, metrics, scores and feedback in PostgreSQL.
+///
+/// Connects lazily: the first operation connects and migrates the schema
+/// (under an advisory lock, so many processes may start at once). Writes use
+/// one connection, queries another; a dropped connection fails the operation
+/// in progress with a transient error and is replaced at the next one.
+/// Batches are written with one `INSERT ... SELECT FROM UNNEST(...)` per
+/// table, spans upserted so the most advanced state of each span wins.
+pub struct PostgresStorage {
+    config: PostgresConfig,
+    pg: tokio_postgres::Config,
+    describe: String,
+    writer: Mutex<Option<Conn>>,
+    reader: Mutex<Option<Conn>>,
+    migrated: Mutex<bool>,
+}
+
+impl std::fmt::Debug for PostgresStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStorage")
+            .field("store", &self.describe)
+            .field("schema", &self.config.schema)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresStorage {
+    /// Checks the configuration; connects at the first operation.
+    pub fn new(config: PostgresConfig) -> Result<Self, StorageError> {
+        let mut pg = tokio_postgres::Config::from_str(&config.url).map_err(|e| {
+            StorageError::invalid(format!("malformed PostgreSQL connection string: {e}"))
+        })?;
+        pg.connect_timeout(config.connect_timeout);
+        if pg.get_application_name().is_none() {
+            pg.application_name("aiobs");
+        }
+        if let Some(s) = &config.schema {
+            let ok = !s.is_empty()
+                && s.len() <= 63
+                && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !s.starts_with(|c: char| c.is_ascii_digit());
+            if !ok {
+                return Err(StorageError::invalid(format!(
+                    "PostgreSQL schema name {s:?}: use letters, digits and _ (not first), at most 63"
+                )));
+            }
+        }
+        let mut describe = format!("PostgreSQL {}", DatabaseUrl::Postgres(config.url.clone()));
+        if let Some(s) = &config.schema {
+            describe.push_str(&format!(" (schema {s})"));
+        }
+        Ok(Self {
+            config,
+            pg,
+            describe,
+            writer: Mutex::new(None),
+            reader: Mutex::new(None),
+            migrated: Mutex::new(false),
+        })
+    }
+
+    /// Connects now (and migrates), rather than at the first operation.
+    pub async fn connect(config: PostgresConfig) -> Result<Self, StorageError> {
+        let s = Self::new(config)?;
+        s.init().await?;
+        Ok(s)
+    }
+
+    async fn open_connection(&self, writer: bool) -> Result<Conn, StorageError> {
+        let (mut client, connection) = self.pg.connect(NoTls).await.map_err(|e| {
+            let e = classify(e);
+            StorageError::new(
+                e.kind(),
+                format!("cannot connect to {}: {e}", self.describe),
+            )
+        })?;
+        // The connection task does the I/O; it ends when the client is dropped or the socket closes.
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(target: "aiobs", error = %e, "PostgreSQL connection closed");
+            }
+        });
+        if let Some(s) = &self.config.schema {
+            client
+                .batch_execute(&format!("SET search_path TO {}", schema::quote_ident(s)))
+                .await
+                .map_err(classify)?;
+        }
+        {
+            let mut migrated = self.migrated.lock().await;
+            if !*migrated {
+                schema::migrate(&mut client, self.config.schema.as_deref(), &self.describe).await?;
+                *migrated = true;
+            }
+        }
+        let statements = if writer {
+            Some(write::Statements::prepare(&client).await?)
+        } else {
+            None
+        };
+        Ok(Conn { client, statements })
+    }
+
+    /// Runs `op` on the writer (or reader) connection, connecting first if
+    /// needed; a connection that failed is dropped so the next call reconnects.
+    async fn with_conn<T>(
+        &self,
+        writer: bool,
+        op: impl AsyncFnOnce(&mut Conn) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        let mut slot = if writer {
+            self.writer.lock().await
+        } else {
+            self.reader.lock().await
+        };
+        if slot.as_ref().is_some_and(|c| c.client.is_closed()) {
+            *slot = None;
+        }
+        let conn = match &mut *slot {
+            Some(c) => c,
+            None => slot.insert(self.open_connection(writer).await?),
+        };
+        let result = op(conn).await;
+        if let Err(e) = &result
+            && (conn.client.is_closed() || e.kind() == StorageErrorKind::Unavailable)
+        {
+            *slot = None;
+        }
+        result
+    }
+}
+
+#[async_trait]
+impl Storage for PostgresStorage {
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn strategies(&self) -> StrategySupport {
+        StrategySupport::all(Strategy::BatchWithUpdates)
+    }
+
+    async fn init(&self) -> Result<(), StorageError> {
+        self.with_conn(true, async |_| Ok(())).await
+    }
+
+    async fn write(&self, batch: WriteBatch) -> Result<WriteOutcome, StorageError> {
+        self.with_conn(true, async |c: &mut Conn| match &c.statements {
+            Some(st) => write::write_batch(&mut c.client, st, &batch).await,
+            None => Err(StorageError::new(
+                StorageErrorKind::Other,
+                "writer without statements",
+            )),
+        })
+        .await
+    }
+
+    async fn flush(&self) -> Result<(), StorageError> {
+        // Writes hold the writer lock until their commit returns: taking it
+        // waits for the one in progress. (An abandoned write rolls back.)
+        drop(self.writer.lock().await);
+        Ok(())
+    }
+
+    async fn get_trace(&self, trace_id: TraceId) -> Result<Option<TraceRecord>, StorageError> {
+        self.with_conn(false, async |c: &mut Conn| {
+            read::get_trace(&mut c.client, trace_id).await
+        })
+        .await
+    }
+
+    async fn list_traces(
+        &self,
+        filter: &TraceFilter,
+        page: &PageRequest,
+    ) -> Result<TracePage, StorageError> {
+        self.with_conn(false, async |c: &mut Conn| {
+            read::list_traces(&mut c.client, filter, page).await
+        })
+        .await
+    }
+
+    async fn delete_older_than(
+        &self,
+        cutoff: DateTime<Utc>,
+    ) -> Result<RetentionReport, StorageError> {
+        self.with_conn(true, async |c: &mut Conn| {
+            read::delete_older_than(&mut c.client, cutoff).await
+        })
+        .await
+    }
+}
+
+/// Classifies a PostgreSQL error by SQLSTATE: lost connections, lock and
+/// serialisation conflicts and resource shortages are worth retrying.
+pub(crate) fn classify(e: tokio_postgres::Error) -> StorageError {
+    let kind = match e.code().map(|c| c.code()) {
+        Some(c) if c.starts_with("08") => StorageErrorKind::Unavailable,
+        Some("57P01" | "57P02" | "57P03") => StorageErrorKind::Unavailable,
+        Some("40001" | "40P01" | "55P03" | "57014") => StorageErrorKind::Busy,
+        Some("53100") => StorageErrorKind::DiskFull,
+        Some(c) if c.starts_with("53") => StorageErrorKind::Busy,
+        Some("25006") => StorageErrorKind::ReadOnly,
+        Some(c) if c.starts_with("22") => StorageErrorKind::InvalidInput,
+        Some("XX001" | "XX002") => StorageErrorKind::Corrupt,
+        Some(_) => StorageErrorKind::Other,
+        // No SQLSTATE: the socket, a timeout or a closed connection.
+        None => StorageErrorKind::Unavailable,
+    };
+    let message = match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => e.to_string(),
+    };
+    StorageError::new(kind, message).with_source(e)
+}
