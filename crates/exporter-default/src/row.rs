@@ -132,16 +132,23 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
     })
 }
 
-/// The record's JSON, or why a record cannot be stored.
-pub(crate) fn metric_is_storable(m: &aiobs_core::MetricRecord) -> Result<(), String> {
-    if m.value.is_finite() {
-        Ok(())
-    } else {
-        Err(format!(
-            "metric {:?} has the non-finite value {}; not stored",
-            m.name, m.value
-        ))
+/// A metric as stored JSON. JSON has no NaN or infinity, so a non-finite
+/// value is kept as the string `"NaN"`, `"inf"` or `"-inf"` rather than lost.
+pub(crate) fn metric_json(m: &aiobs_core::MetricRecord) -> Result<String, String> {
+    let mut v = serde_json::to_value(m).map_err(|e| format!("cannot serialise: {e}"))?;
+    if !m.value.is_finite()
+        && let Some(obj) = v.as_object_mut()
+    {
+        let repr = if m.value.is_nan() {
+            "NaN"
+        } else if m.value > 0.0 {
+            "inf"
+        } else {
+            "-inf"
+        };
+        obj.insert("value".into(), repr.into());
     }
+    serde_json::to_string(&v).map_err(|e| format!("cannot serialise: {e}"))
 }
 
 /// The stored name of a log level.

@@ -12,9 +12,7 @@ use tokio_postgres::{Client, Statement};
 use super::classify;
 use crate::batch::{BatchItem, RejectedItem, WriteBatch, WriteOutcome};
 use crate::error::StorageError;
-use crate::row::{
-    SpanColumns, level_str, metric_is_storable, metric_kind_str, span_to_i64, without_nul,
-};
+use crate::row::{SpanColumns, level_str, metric_json, metric_kind_str, span_to_i64, without_nul};
 
 const UPSERT_SPANS: &str = "
 INSERT INTO aiobs_spans (trace_id, span_id, parent_span_id, phase, name, span_type, status,
@@ -273,7 +271,7 @@ pub(crate) async fn write_batch(
         vec![],
     );
     for (i, m) in batch.metrics().enumerate() {
-        match metric_is_storable(m).and_then(|()| json(m)) {
+        match metric_json(m) {
             Ok(d) => data.push(d),
             Err(reason) => {
                 out.rejected.push(RejectedItem {

@@ -61,7 +61,7 @@ CREATE TABLE aiobs_metrics (
     timestamp INTEGER NOT NULL,
     name TEXT NOT NULL,
     kind TEXT NOT NULL,
-    value REAL NOT NULL,
+    value REAL,
     trace_id BLOB,
     span_id INTEGER,
     data TEXT NOT NULL

@@ -5,9 +5,7 @@ use rusqlite::{Connection, TransactionBehavior, params};
 use super::classify;
 use crate::batch::{BatchItem, RejectedItem, WriteBatch, WriteOutcome};
 use crate::error::StorageError;
-use crate::row::{
-    SpanColumns, level_str, metric_is_storable, metric_kind_str, micros, span_to_i64,
-};
+use crate::row::{SpanColumns, level_str, metric_json, metric_kind_str, micros, span_to_i64};
 
 /// Keeps, per span, the most advanced state (`phase`): a late `Started` never
 /// overwrites an `Ended` row, and an `Ended` without a stored start creates it.
@@ -142,7 +140,7 @@ pub(crate) fn write_batch(
             Some(s) => s,
             None => metrics.insert(tx.prepare_cached(INSERT_METRIC).map_err(classify)?),
         };
-        let data = match metric_is_storable(m).and_then(|()| json(&mut buf, m)) {
+        let data = match metric_json(m) {
             Ok(d) => d,
             Err(reason) => {
                 out.rejected.push(RejectedItem {
