@@ -10,24 +10,21 @@ use aiobs_core::{
     BatchPolicy, ErrorClass, ExportBatch, ExportError, ExportOutcome, Exporter, ExporterContext,
     ItemRejection, ObservabilityEvent, RetryPolicy, Signal, Signals, SpanEventKind,
 };
-use aiobs_http::{
-    Auth, BatchResults, Compression, HttpClientConfig, HttpTransport, ItemError, SendError,
-    rejections_by_id, send_split,
-};
+use aiobs_http::{Auth, BatchResults, Compression, HttpClientConfig, HttpTransport, send_split};
 
 use crate::config::{
     DeliveryMode, LangfuseBuildError, LangfuseConfig, LangfuseExporterBuilder, LangfuseTransport,
 };
-use crate::ingestion::{self, BatchMetadata, IngestionEncoder, IngestionEvent};
+use crate::ingestion::{self, IngestionEncoder};
 use crate::mapping::{MappedSpan, Mapper, ScoreBody};
 use crate::otlp::{self, OtlpEncoder};
-use crate::truncate;
+use crate::{scores_api, truncate};
 
 /// The exporter's name, and the metadata key it reads (`metadata.langfuse`).
 pub const NAME: &str = "langfuse";
 
 /// The value of the `x-langfuse-sdk-name` header.
-const SDK_NAME: &str = "aiobs-rust";
+pub(crate) const SDK_NAME: &str = "aiobs-rust";
 
 /// Sends spans, scores and feedback to Langfuse.
 ///
@@ -179,6 +176,7 @@ impl LangfuseExporter {
         }
     }
 
+    /// OTLP transport: the spans, then the scores (unless the keys were refused).
     async fn send_otlp(&self, p: &mut Prepared) {
         let encoder = OtlpEncoder {
             public_key: self.config.public_key.clone(),
@@ -192,10 +190,9 @@ impl LangfuseExporter {
         };
         let url = self.url("/api/public/otel/v1/traces");
         let spans = &p.spans;
-        let indices: Vec<usize> = (0..spans.len()).collect();
-        let mut span_results = BatchResults::new();
-        send_split(&indices, &mut span_results, |part| {
-            let chosen: Vec<MappedSpan> = part.iter().map(|&k| spans[k].1.clone()).collect();
+        let mut results = BatchResults::new();
+        send_split(&positions(spans.len()), &mut results, |part| {
+            let chosen: Vec<&MappedSpan> = part.iter().map(|&k| &spans[k].1).collect();
             let body = encoder.encode(&chosen);
             let url = url.clone();
             async move {
@@ -203,63 +200,29 @@ impl LangfuseExporter {
                     .otlp_http
                     .post(&url, "application/x-protobuf", body)
                     .await?;
-                // A 2xx may still refuse some spans (OTLP partial success),
-                // without saying which: the last ones are counted as refused.
-                Ok(match otlp::partial_success(&reply.body) {
-                    Some((n, why)) => part
-                        .iter()
-                        .rev()
-                        .take(usize::try_from(n).unwrap_or(usize::MAX))
-                        .map(|&k| ItemRejection {
-                            index: k,
-                            class: ErrorClass::Permanent,
-                            message: format!(
-                                "Langfuse refused {n} of {} spans (OTLP partial success; it does not say which): {why}",
-                                part.len()
-                            ),
-                        })
-                        .collect(),
-                    None => Vec::new(),
-                })
+                Ok(otlp::rejections(part, &reply.body))
             }
         })
         .await;
         let all: Vec<usize> = spans.iter().map(|(i, _)| *i).collect();
-        let disabled = merge(&mut p.results, span_results, &all, |k| spans[k].0);
-        if let Some(e) = disabled {
-            // The same credentials would be refused for the scores.
+        if let Some(refused) = merge(&mut p.results, results, &all, |k| spans[k].0) {
+            // The same keys would be refused for the scores.
             let rest: Vec<usize> = p.scores.iter().map(|(i, _)| *i).collect();
-            p.results.fail(&rest, e);
+            p.results.fail(&rest, refused);
             return;
         }
-        self.send_scores(p).await;
-    }
 
-    /// `POST /api/public/scores` (a JSON array), as SDK v5 does.
-    async fn send_scores(&self, p: &mut Prepared) {
         let scores = &p.scores;
-        if scores.is_empty() {
-            return;
-        }
         let url = self.url("/api/public/scores");
-        let indices: Vec<usize> = (0..scores.len()).collect();
-        let mut score_results = BatchResults::new();
-        send_split(&indices, &mut score_results, |part| {
-            let body: Vec<serde_json::Value> = part
-                .iter()
-                .map(|&k| {
-                    serde_json::Value::Object(ingestion::score_json(
-                        &scores[k].1,
-                        &self.config.environment,
-                    ))
-                })
-                .collect();
-            let body = serde_json::to_vec(&body).unwrap_or_default();
+        let environment = self.config.environment.as_deref();
+        let mut results = BatchResults::new();
+        send_split(&positions(scores.len()), &mut results, |part| {
+            let body = scores_api::request_body(part.iter().map(|&k| &scores[k].1), environment);
             let url = url.clone();
             async move {
                 let reply = self.json_http.post(&url, "application/json", body).await?;
                 Ok(if reply.status == 207 {
-                    score_rejections(part, scores, &reply.body)
+                    scores_api::rejections(part, |k| scores[k].1.id.as_str(), &reply.body)
                 } else {
                     Vec::new()
                 })
@@ -267,72 +230,60 @@ impl LangfuseExporter {
         })
         .await;
         let all: Vec<usize> = scores.iter().map(|(i, _)| *i).collect();
-        merge(&mut p.results, score_results, &all, |k| scores[k].0);
+        merge(&mut p.results, results, &all, |k| scores[k].0);
     }
 
+    /// Ingestion transport: every event in size-bounded requests, in order.
     async fn send_ingestion(&self, p: &mut Prepared) {
         let encoder = IngestionEncoder {
             environment: self.config.environment.clone(),
         };
-        // Events per batch item, with one `trace-create` per trace and request
-        // batch (a root always sends its own: it alone knows the trace's name and payloads).
-        let mut traces_seen = std::collections::HashSet::new();
-        let mut items: Vec<(usize, Vec<IngestionEvent>, usize)> = Vec::new();
-        for (i, m) in &p.spans {
-            let first = traces_seen.insert(m.trace.id.clone());
-            let origin = format!("span:{}:{}:ended", m.observation.trace_id, m.observation.id);
-            let events = encoder.span_events(m, &origin, first);
-            items.push((*i, events, 0));
-        }
-        for (i, s) in &p.scores {
-            let events = vec![encoder.score_event(s, &format!("score:{}", s.id))];
-            items.push((*i, events, 0));
-        }
-        // Encode each event once, to cut the batch into requests by size.
-        let mut encoded: Vec<Vec<Vec<u8>>> = Vec::with_capacity(items.len());
-        for (_, events, size) in &mut items {
-            let e: Vec<Vec<u8>> = events
-                .iter()
-                .map(|ev| serde_json::to_vec(ev).unwrap_or_default())
-                .collect();
-            *size = e.iter().map(|b| b.len() + 1).sum();
-            encoded.push(e);
-        }
+        let items = encoder.outgoing(&p.spans, &p.scores);
         let url = self.url("/api/public/ingestion");
-        let groups = group_by_size(
-            items.iter().map(|(_, _, s)| *s),
-            self.config.max_request_bytes,
-        );
-        for group in groups {
+        for group in ingestion::group_by_size(&items, self.config.max_request_bytes) {
+            let all: Vec<usize> = group.iter().map(|&k| items[k].batch_index).collect();
             if let Some(e) = p.results.failure() {
-                // The destination already failed as a whole: do not hammer it.
+                // Langfuse already failed as a whole: the rest shares the failure.
                 let e = ExportError::new(e.class, e.message.clone());
-                let rest: Vec<usize> = group.iter().map(|&k| items[k].0).collect();
-                p.results.fail(&rest, e);
+                p.results.fail(&all, e);
                 continue;
             }
-            let mut group_results = BatchResults::new();
+            let mut results = BatchResults::new();
             let items = &items;
-            let encoded = &encoded;
-            send_split(&group, &mut group_results, |part| {
-                let body = ingestion_body(part, encoded, &self.config.public_key);
+            send_split(&group, &mut results, |part| {
+                let body = ingestion::request_body(part, items, &self.config.public_key);
                 let url = url.clone();
                 async move {
                     let reply = self.json_http.post(&url, "application/json", body).await?;
-                    ingestion_rejections(part, items, &reply)
+                    ingestion::rejections(part, items, &reply)
                 }
             })
             .await;
-            let all: Vec<usize> = group.iter().map(|&k| items[k].0).collect();
-            merge(&mut p.results, group_results, &all, |k| items[k].0);
+            merge(&mut p.results, results, &all, |k| items[k].batch_index);
         }
+    }
+
+    /// Makes a refused-credentials error say what to check.
+    fn explain(&self, e: ExportError) -> ExportError {
+        if e.class != ErrorClass::Disabled {
+            return e;
+        }
+        ExportError::disabled(format!(
+            "Langfuse refused the credentials of public key {} at {} ({}); check LANGFUSE_PUBLIC_KEY / LANGFUSE_SECRET_KEY and that LANGFUSE_BASE_URL is the project's region",
+            self.config.public_key, self.config.base_url, e.message
+        ))
     }
 }
 
-/// Moves the results of a sub-list of the batch (spans, scores, a request
-/// group) into the batch's results; `to_batch` translates sub-list indices,
-/// `all` lists the sub-list's items by batch index. Returns a copy of the
-/// error when the sub-list failed because the credentials were refused.
+/// `0..n`, the positions of a sub-list.
+fn positions(n: usize) -> Vec<usize> {
+    (0..n).collect()
+}
+
+/// Moves the results of a sub-list of the batch (its spans, its scores, one
+/// request group) into the batch's results: `to_batch` translates sub-list
+/// positions, `all` lists the sub-list's batch indices. Returns a copy of the
+/// error when the whole sub-list failed because the keys were refused.
 fn merge(
     into: &mut BatchResults,
     from: BatchResults,
@@ -350,134 +301,12 @@ fn merge(
             None
         }
         Err(e) => {
-            // The whole sub-list failed the same way.
-            let disabled = (e.class == ErrorClass::Disabled)
+            let refused = (e.class == ErrorClass::Disabled)
                 .then(|| ExportError::new(e.class, e.message.clone()));
             into.fail(all, e);
-            disabled
+            refused
         }
     }
-}
-
-fn group_by_size(sizes: impl Iterator<Item = usize>, max: usize) -> Vec<Vec<usize>> {
-    let mut groups: Vec<Vec<usize>> = Vec::new();
-    let mut current = Vec::new();
-    let mut bytes = 0;
-    for (k, size) in sizes.enumerate() {
-        if !current.is_empty() && bytes + size > max {
-            groups.push(std::mem::take(&mut current));
-            bytes = 0;
-        }
-        bytes += size;
-        current.push(k);
-    }
-    if !current.is_empty() {
-        groups.push(current);
-    }
-    groups
-}
-
-fn ingestion_body(part: &[usize], encoded: &[Vec<Vec<u8>>], public_key: &str) -> Vec<u8> {
-    let events: Vec<&Vec<u8>> = part.iter().flat_map(|&k| encoded[k].iter()).collect();
-    let metadata = BatchMetadata {
-        batch_size: events.len(),
-        sdk_integration: "aiobs",
-        sdk_name: SDK_NAME,
-        sdk_version: env!("CARGO_PKG_VERSION"),
-        public_key,
-    };
-    let mut body = Vec::with_capacity(events.iter().map(|e| e.len() + 1).sum::<usize>() + 256);
-    body.extend_from_slice(b"{\"batch\":[");
-    for (n, e) in events.iter().enumerate() {
-        if n > 0 {
-            body.push(b',');
-        }
-        body.extend_from_slice(e);
-    }
-    body.extend_from_slice(b"],\"metadata\":");
-    body.extend_from_slice(&serde_json::to_vec(&metadata).unwrap_or_else(|_| b"{}".to_vec()));
-    body.push(b'}');
-    body
-}
-
-fn ingestion_rejections(
-    part: &[usize],
-    items: &[(usize, Vec<IngestionEvent>, usize)],
-    reply: &aiobs_http::HttpReply,
-) -> Result<Vec<ItemRejection>, SendError> {
-    if reply.status != 207 {
-        return Ok(Vec::new());
-    }
-    let Some(mut errors) = ingestion::multi_status_errors(&reply.body) else {
-        return Err(SendError::Export(ExportError::transient(
-            "Langfuse answered 207 with a body that is not {successes, errors}: results unknown, sending again",
-        )));
-    };
-    // An item is retried if any of its events may succeed later.
-    errors.sort_by_key(|e| !aiobs_http::item_status_class(e.status).is_retryable());
-    let sent = part
-        .iter()
-        .flat_map(|&k| items[k].1.iter().map(move |ev| (k, ev.id.as_str())));
-    Ok(rejections_by_id(
-        sent,
-        errors
-            .into_iter()
-            .map(|e| ItemError::new(e.id, e.status, e.message)),
-    ))
-}
-
-/// Reads a `POST /api/public/scores` 207 (`{accepted, rejected, errors}`).
-fn score_rejections(
-    part: &[usize],
-    scores: &[(usize, ScoreBody)],
-    body: &[u8],
-) -> Vec<ItemRejection> {
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
-        return Vec::new();
-    };
-    let errors: Vec<&serde_json::Value> = v
-        .get("errors")
-        .and_then(serde_json::Value::as_array)
-        .map(|a| a.iter().collect())
-        .unwrap_or_default();
-    let message = |e: &serde_json::Value| {
-        e.get("message")
-            .and_then(serde_json::Value::as_str)
-            .unwrap_or("refused")
-            .to_owned()
-    };
-    // Errors that name the score they refuse.
-    let named: Vec<ItemError> = errors
-        .iter()
-        .filter_map(|e| {
-            let id = e.get("id").and_then(serde_json::Value::as_str)?;
-            Some(ItemError::new(id, 400, message(e)))
-        })
-        .collect();
-    if !named.is_empty() {
-        let sent = part.iter().map(|&k| (k, scores[k].1.id.as_str()));
-        return rejections_by_id(sent, named);
-    }
-    // Otherwise only a count: the last `rejected` scores are counted as refused.
-    let n = v
-        .get("rejected")
-        .and_then(serde_json::Value::as_u64)
-        .map_or(errors.len(), |n| usize::try_from(n).unwrap_or(usize::MAX));
-    let why = errors
-        .first()
-        .map_or_else(|| "refused".to_owned(), |e| message(e));
-    part.iter()
-        .rev()
-        .take(n)
-        .map(|&k| ItemRejection {
-            index: k,
-            class: ErrorClass::Permanent,
-            message: format!(
-                "Langfuse refused {n} of {} scores (it does not say which): {why}",
-                part.len()
-            ),
-        })
-        .collect()
 }
 
 #[aiobs_core::async_trait]
@@ -538,19 +367,6 @@ impl Exporter for LangfuseExporter {
     async fn shutdown(&self, _deadline: Instant) -> Result<(), ExportError> {
         // No background task or buffer to stop; the connection pool closes on drop.
         Ok(())
-    }
-}
-
-impl LangfuseExporter {
-    /// Makes a refused-credentials error say what to check.
-    fn explain(&self, e: ExportError) -> ExportError {
-        if e.class != ErrorClass::Disabled {
-            return e;
-        }
-        ExportError::disabled(format!(
-            "Langfuse refused the credentials of public key {} at {} ({}); check LANGFUSE_PUBLIC_KEY / LANGFUSE_SECRET_KEY and that LANGFUSE_BASE_URL is the project's region",
-            self.config.public_key, self.config.base_url, e.message
-        ))
     }
 }
 

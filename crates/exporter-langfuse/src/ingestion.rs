@@ -11,9 +11,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::mapping::{
-    MappedSpan, Observation, ObservationType, ScoreBody, ScoreValue, TraceFields,
-};
+use aiobs_core::{ExportError, ItemRejection};
+use aiobs_http::{HttpReply, ItemError, SendError, item_status_class, rejections_by_id};
+
+use crate::mapping::{MappedSpan, Observation, ObservationType, ScoreBody, TraceFields};
 use crate::otlp::iso_time;
 
 /// A fixed namespace for the v5 UUIDs of event ids.
@@ -44,12 +45,41 @@ impl IngestionEvent {
 
 /// The `metadata` of a batch (informational, as the official SDK sends it).
 #[derive(Debug, Serialize)]
-pub(crate) struct BatchMetadata<'a> {
-    pub(crate) batch_size: usize,
-    pub(crate) sdk_integration: &'static str,
-    pub(crate) sdk_name: &'static str,
-    pub(crate) sdk_version: &'static str,
-    pub(crate) public_key: &'a str,
+struct BatchMetadata<'a> {
+    batch_size: usize,
+    sdk_integration: &'static str,
+    sdk_name: &'static str,
+    sdk_version: &'static str,
+    public_key: &'a str,
+}
+
+/// The ingestion events of one item of the export batch, encoded once.
+#[derive(Debug)]
+pub(crate) struct Outgoing {
+    /// The item's index in the export batch.
+    pub(crate) batch_index: usize,
+    events: Vec<IngestionEvent>,
+    encoded: Vec<Vec<u8>>,
+}
+
+impl Outgoing {
+    fn new(batch_index: usize, events: Vec<IngestionEvent>) -> Self {
+        // Serialising a `Value`-bodied event cannot fail.
+        let encoded = events
+            .iter()
+            .map(|e| serde_json::to_vec(e).unwrap_or_default())
+            .collect();
+        Self {
+            batch_index,
+            events,
+            encoded,
+        }
+    }
+
+    /// Encoded size, separators included.
+    pub(crate) fn size(&self) -> usize {
+        self.encoded.iter().map(|e| e.len() + 1).sum()
+    }
 }
 
 /// Builds ingestion events; `environment` goes on every entity.
@@ -77,6 +107,28 @@ impl Body {
 }
 
 impl IngestionEncoder {
+    /// The events of a batch's spans and scores. Each trace gets one
+    /// `trace-create` per batch from its first span (a root always sends its
+    /// own: it alone knows the trace's name and payloads).
+    pub(crate) fn outgoing(
+        &self,
+        spans: &[(usize, MappedSpan)],
+        scores: &[(usize, ScoreBody)],
+    ) -> Vec<Outgoing> {
+        let mut traces_seen = std::collections::HashSet::new();
+        let mut out = Vec::with_capacity(spans.len() + scores.len());
+        for (i, m) in spans {
+            let first = traces_seen.insert(m.trace.id.as_str());
+            let origin = format!("span:{}:{}:ended", m.observation.trace_id, m.observation.id);
+            out.push(Outgoing::new(*i, self.span_events(m, &origin, first)));
+        }
+        for (i, s) in scores {
+            let origin = format!("score:{}", s.id);
+            out.push(Outgoing::new(*i, vec![self.score_event(s, &origin)]));
+        }
+        out
+    }
+
     /// The events for one ended span. `origin` identifies the aiobs event
     /// (stable across retries); `with_trace` adds the `trace-create` carrying
     /// the span's trace-level fields (always for a root, once per trace and
@@ -189,34 +241,10 @@ impl IngestionEncoder {
     /// The `score-create` event of one score.
     pub(crate) fn score_event(&self, s: &ScoreBody, origin: &str) -> IngestionEvent {
         // The event's own timestamp carries the score's time here.
-        let mut body = score_json(s, &self.environment);
+        let mut body = s.to_json(self.environment.as_deref());
         body.remove("timestamp");
         IngestionEvent::new(origin, "score-create", s.timestamp, body)
     }
-}
-
-/// A score as the ingestion API and `POST /api/public/scores` both take it.
-pub(crate) fn score_json(s: &ScoreBody, environment: &Option<String>) -> Map<String, Value> {
-    let mut b = Body::new();
-    b.put("id", s.id.as_str())
-        .put("traceId", s.trace_id.as_str())
-        .opt("observationId", s.observation_id.as_deref())
-        .put("name", s.name.as_str())
-        .put(
-            "value",
-            match &s.value {
-                ScoreValue::Number(n) => Value::from(*n),
-                ScoreValue::Text(t) => Value::from(t.as_str()),
-            },
-        )
-        .opt("dataType", s.data_type)
-        .opt("comment", s.comment.as_deref())
-        .opt("environment", environment.as_deref())
-        .put("timestamp", iso_time(s.timestamp));
-    if !s.metadata.is_empty() {
-        b.put("metadata", Value::Object(s.metadata.clone()));
-    }
-    b.0
 }
 
 /// Langfuse accepts model parameter values that are strings, numbers,
@@ -239,6 +267,80 @@ fn model_parameters(p: &Map<String, Value>) -> Map<String, Value> {
             (k.clone(), v)
         })
         .collect()
+}
+
+/// Cuts items into consecutive groups of at most `max` encoded bytes (an
+/// item larger than `max` travels alone).
+pub(crate) fn group_by_size(items: &[Outgoing], max: usize) -> Vec<Vec<usize>> {
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let mut current = Vec::new();
+    let mut bytes = 0;
+    for (k, item) in items.iter().enumerate() {
+        let size = item.size();
+        if !current.is_empty() && bytes + size > max {
+            groups.push(std::mem::take(&mut current));
+            bytes = 0;
+        }
+        bytes += size;
+        current.push(k);
+    }
+    if !current.is_empty() {
+        groups.push(current);
+    }
+    groups
+}
+
+/// The request body carrying the events of `part` (indices into `items`).
+pub(crate) fn request_body(part: &[usize], items: &[Outgoing], public_key: &str) -> Vec<u8> {
+    let events: Vec<&Vec<u8>> = part.iter().flat_map(|&k| &items[k].encoded).collect();
+    let metadata = BatchMetadata {
+        batch_size: events.len(),
+        sdk_integration: "aiobs",
+        sdk_name: crate::exporter::SDK_NAME,
+        sdk_version: env!("CARGO_PKG_VERSION"),
+        public_key,
+    };
+    let mut body = Vec::with_capacity(events.iter().map(|e| e.len() + 1).sum::<usize>() + 256);
+    body.extend_from_slice(b"{\"batch\":[");
+    for (n, e) in events.iter().enumerate() {
+        if n > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(e);
+    }
+    body.extend_from_slice(b"],\"metadata\":");
+    body.extend_from_slice(&serde_json::to_vec(&metadata).unwrap_or_else(|_| b"{}".to_vec()));
+    body.push(b'}');
+    body
+}
+
+/// The items of `part` (indices into `items`) a 2xx answer refused. Langfuse
+/// answers 207 with per-event results; an item is refused when any of its
+/// events is, and retried when any of them may succeed later.
+pub(crate) fn rejections(
+    part: &[usize],
+    items: &[Outgoing],
+    reply: &HttpReply,
+) -> Result<Vec<ItemRejection>, SendError> {
+    if reply.status != 207 {
+        return Ok(Vec::new());
+    }
+    let Some(mut errors) = multi_status_errors(&reply.body) else {
+        return Err(SendError::Export(ExportError::transient(
+            "Langfuse answered 207 with a body that is not {successes, errors}: results unknown, sending again",
+        )));
+    };
+    // `rejections_by_id` keeps the first error per item: retryable ones first.
+    errors.sort_by_key(|e| !item_status_class(e.status).is_retryable());
+    let sent = part
+        .iter()
+        .flat_map(|&k| items[k].events.iter().map(move |ev| (k, ev.id.as_str())));
+    Ok(rejections_by_id(
+        sent,
+        errors
+            .into_iter()
+            .map(|e| ItemError::new(e.id, e.status, e.message)),
+    ))
 }
 
 /// One failed event of a 207 answer.

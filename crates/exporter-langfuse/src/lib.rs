@@ -65,6 +65,7 @@ mod exporter;
 mod ingestion;
 mod mapping;
 mod otlp;
+mod scores_api;
 mod truncate;
 
 pub use config::{

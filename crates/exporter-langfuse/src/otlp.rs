@@ -2,6 +2,7 @@
 //! mapped spans as OTLP protobuf carrying the `langfuse.*` attributes the
 //! official SDKs set (see `wire/langfuse/v5-otel`).
 
+use aiobs_core::{ErrorClass, ItemRejection};
 use chrono::{DateTime, Utc};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
@@ -40,7 +41,7 @@ pub(crate) struct OtlpEncoder {
 
 impl OtlpEncoder {
     /// One `ExportTraceServiceRequest` holding every span.
-    pub(crate) fn request(&self, spans: &[MappedSpan]) -> ExportTraceServiceRequest {
+    pub(crate) fn request(&self, spans: &[&MappedSpan]) -> ExportTraceServiceRequest {
         let mut resource = vec![
             kv("telemetry.sdk.language", s("rust")),
             kv("telemetry.sdk.name", s("aiobs")),
@@ -75,7 +76,7 @@ impl OtlpEncoder {
     }
 
     /// The protobuf bytes of [`request`](Self::request).
-    pub(crate) fn encode(&self, spans: &[MappedSpan]) -> Vec<u8> {
+    pub(crate) fn encode(&self, spans: &[&MappedSpan]) -> Vec<u8> {
         self.request(spans).encode_to_vec()
     }
 
@@ -242,8 +243,29 @@ impl OtlpEncoder {
     }
 }
 
+/// The spans of `part` a 2xx answer refused. OTLP's partial success gives a
+/// count without naming the spans, so the last `rejected_spans` of the
+/// request are counted as refused (permanently: the server judged them invalid).
+pub(crate) fn rejections(part: &[usize], body: &[u8]) -> Vec<ItemRejection> {
+    let Some((n, why)) = partial_success(body) else {
+        return Vec::new();
+    };
+    part.iter()
+        .rev()
+        .take(usize::try_from(n).unwrap_or(usize::MAX))
+        .map(|&k| ItemRejection {
+            index: k,
+            class: ErrorClass::Permanent,
+            message: format!(
+                "Langfuse refused {n} of {} spans (OTLP partial success, without saying which): {why}",
+                part.len()
+            ),
+        })
+        .collect()
+}
+
 /// What an OTLP 2xx answer says: how many spans the server refused, and why.
-pub(crate) fn partial_success(body: &[u8]) -> Option<(u64, String)> {
+fn partial_success(body: &[u8]) -> Option<(u64, String)> {
     let resp = ExportTraceServiceResponse::decode(body).ok()?;
     let p = resp.partial_success?;
     (p.rejected_spans > 0).then(|| (p.rejected_spans.unsigned_abs(), p.error_message))
@@ -332,5 +354,13 @@ mod tests {
         .encode_to_vec();
         assert_eq!(partial_success(&body), Some((2, "bad span".into())));
         assert_eq!(partial_success(&[]), None, "an empty body is full success");
+        assert_eq!(
+            partial_success(b"{}"),
+            None,
+            "so is a body that is not OTLP"
+        );
+        let r = rejections(&[4, 5, 6], &body);
+        assert_eq!(r.iter().map(|x| x.index).collect::<Vec<_>>(), vec![6, 5]);
+        assert_eq!(r[0].class, ErrorClass::Permanent);
     }
 }

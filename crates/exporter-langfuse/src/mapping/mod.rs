@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 pub(crate) use directives::PromptLink;
-pub(crate) use score::{ScoreBody, ScoreValue};
+pub(crate) use score::ScoreBody;
 use usage::{CostDetails, UsageDetails};
 
 /// Langfuse's observation types (what current servers accept).

@@ -31,6 +31,50 @@ pub(crate) struct ScoreBody {
 pub(crate) type ScoreError = String;
 
 impl ScoreBody {
+    /// The score as both `POST /api/public/scores` and the ingestion API's
+    /// `score-create` take it.
+    pub(crate) fn to_json(&self, environment: Option<&str>) -> Map<String, Value> {
+        let mut b = Map::new();
+        let mut put = |k: &str, v: Value| {
+            b.insert(k.to_owned(), v);
+        };
+        put("id", Value::from(self.id.as_str()));
+        put("traceId", Value::from(self.trace_id.as_str()));
+        if let Some(o) = &self.observation_id {
+            put("observationId", Value::from(o.as_str()));
+        }
+        put("name", Value::from(self.name.as_str()));
+        put(
+            "value",
+            match &self.value {
+                ScoreValue::Number(n) => Value::from(*n),
+                ScoreValue::Text(t) => Value::from(t.as_str()),
+            },
+        );
+        if let Some(d) = self.data_type {
+            put("dataType", Value::from(d));
+        }
+        if let Some(c) = &self.comment {
+            put("comment", Value::from(c.as_str()));
+        }
+        if let Some(e) = environment {
+            put("environment", Value::from(e));
+        }
+        put(
+            "timestamp",
+            Value::from(
+                self.timestamp
+                    .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            ),
+        );
+        if !self.metadata.is_empty() {
+            put("metadata", Value::Object(self.metadata.clone()));
+        }
+        b
+    }
+}
+
+impl ScoreBody {
     /// A score.
     pub(crate) fn from_score(s: &ScoreRecord) -> Result<Self, ScoreError> {
         let (value, data_type) = value_of(&s.value, &s.name)?;

@@ -138,6 +138,7 @@ fn json_encoded(key: &str) -> bool {
 /// A span reduced to what the comparison looks at.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NormSpan {
+    pub trace_id: String,
     pub id: String,
     pub parent: Option<String>,
     pub name: String,
@@ -188,6 +189,7 @@ pub fn our_spans(req: &ExportTraceServiceRequest) -> Vec<NormSpan> {
         .flat_map(|r| &r.scope_spans)
         .flat_map(|s| &s.spans)
         .map(|s| NormSpan {
+            trace_id: hex(&s.trace_id),
             id: hex(&s.span_id),
             parent: (!s.parent_span_id.is_empty()).then(|| hex(&s.parent_span_id)),
             name: s.name.clone(),
@@ -276,6 +278,7 @@ pub fn recorded_spans(decoded: &Value) -> Vec<NormSpan> {
         .flat_map(|r| r["scopeSpans"].as_array().unwrap())
         .flat_map(|s| s["spans"].as_array().unwrap())
         .map(|s| NormSpan {
+            trace_id: s["traceId"].as_str().unwrap().to_owned(),
             id: s["spanId"].as_str().unwrap().to_owned(),
             parent: s["parentSpanId"].as_str().map(str::to_owned),
             name: s["name"].as_str().unwrap().to_owned(),
