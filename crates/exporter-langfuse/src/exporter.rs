@@ -376,3 +376,55 @@ impl LangfuseExporterBuilder {
         LangfuseExporter::new(self.into_config()?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exporter(b: LangfuseExporterBuilder) -> LangfuseExporter {
+        b.public_key("pk").secret_key("sk").build().unwrap()
+    }
+
+    #[test]
+    fn subscribes_to_ended_spans_scores_and_feedback() {
+        let e = exporter(LangfuseExporter::builder());
+        let s = e.signals();
+        for sig in [Signal::SpanEnded, Signal::Score, Signal::Feedback] {
+            assert!(s.contains(sig), "{sig:?}");
+        }
+        for sig in [
+            Signal::SpanStarted,
+            Signal::SpanUpdated,
+            Signal::Log,
+            Signal::Metric,
+        ] {
+            assert!(!s.contains(sig), "{sig:?}");
+        }
+        let no_feedback = exporter(LangfuseExporter::builder().feedback_as_scores(false));
+        assert!(!no_feedback.signals().contains(Signal::Feedback));
+    }
+
+    #[test]
+    fn realtime_sends_promptly_batched_waits_for_company() {
+        let batched = exporter(LangfuseExporter::builder()).batch_policy();
+        let realtime = exporter(LangfuseExporter::builder().realtime()).batch_policy();
+        assert_eq!(batched.max_wait, Duration::from_secs(1));
+        assert!(realtime.max_wait <= Duration::from_millis(10));
+        assert_eq!(batched.max_events, realtime.max_events);
+    }
+
+    #[test]
+    fn events_it_does_not_export_are_refused_not_lost() {
+        use aiobs_core::{LogLevel, LogRecord};
+        use std::sync::Arc;
+        let e = exporter(LangfuseExporter::builder());
+        let batch = [Arc::new(ObservabilityEvent::Log(LogRecord::new(
+            LogLevel::Info,
+            "x",
+        )))];
+        let p = e.prepare(&batch);
+        let outcome = p.results.into_outcome().unwrap();
+        assert_eq!(outcome.rejected.len(), 1);
+        assert_eq!(outcome.rejected[0].class, ErrorClass::Permanent);
+    }
+}

@@ -436,6 +436,38 @@ mod tests {
     }
 
     #[test]
+    fn groups_respect_the_request_budget() {
+        let item = |n: usize| Outgoing {
+            batch_index: 0,
+            events: Vec::new(),
+            encoded: vec![vec![b'x'; n - 1]],
+        };
+        let items = [item(40), item(40), item(40), item(200), item(10)];
+        assert_eq!(
+            group_by_size(&items, 100),
+            vec![vec![0, 1], vec![2], vec![3], vec![4]],
+            "an oversized item travels alone"
+        );
+    }
+
+    #[test]
+    fn request_body_is_the_batch_of_the_chosen_items() {
+        let t = Utc::now();
+        let ev = |origin: &str| IngestionEvent::new(origin, "span-create", t, Map::new());
+        let items = [
+            Outgoing::new(3, vec![ev("a"), ev("b")]),
+            Outgoing::new(7, vec![ev("c")]),
+        ];
+        let body: Value = serde_json::from_slice(&request_body(&[1], &items, "pk")).unwrap();
+        assert_eq!(body["batch"].as_array().map(Vec::len), Some(1));
+        assert_eq!(body["batch"][0]["id"], json!(items[1].events[0].id));
+        assert_eq!(body["metadata"]["batch_size"], 1);
+        assert_eq!(body["metadata"]["public_key"], "pk");
+        let all: Value = serde_json::from_slice(&request_body(&[0, 1], &items, "pk")).unwrap();
+        assert_eq!(all["batch"].as_array().map(Vec::len), Some(3));
+    }
+
+    #[test]
     fn model_parameters_are_made_acceptable() {
         let p = json!({"temperature": 0.2, "stop": ["a"], "tools": [{"x": 1}], "none": null});
         let out = model_parameters(p.as_object().unwrap());
