@@ -175,7 +175,8 @@ pub fn decode(req: &CapturedRequest) -> Result<Vec<DeliveredItem>, HarnessError>
         .collect::<Result<_, String>>()?)
 }
 
-fn decode_event(e: &Value) -> Result<DeliveredItem, String> {
+/// One JSON event (as `ObservabilityEvent` serialises) → the item it is.
+pub fn decode_event(e: &Value) -> Result<DeliveredItem, String> {
     let text = |v: &Value| v.as_str().map(str::to_owned);
     let kind = e["type"].as_str().ok_or("event without type")?;
     Ok(match kind {
