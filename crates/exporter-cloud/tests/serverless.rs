@@ -13,7 +13,7 @@ use std::time::Duration;
 use aiobs_conformance::http::{CapturedRequest, ScriptedHttpServer, ScriptedResponse};
 use aiobs_core::Observability;
 use aiobs_exporter_cloud::CloudExporter;
-use aiobs_http::reqwest;
+use aiobs_http::{HttpClientConfig, reqwest};
 use serde_json::Value;
 
 /// Time between two requests: a low-traffic service.
@@ -178,4 +178,49 @@ async fn inline_mode_with_flaky_ingest() {
     for n in [1, 7, 200] {
         drive(Mode::Inline, n, true).await;
     }
+}
+
+/// Concurrent requests, each flushing only its own trace: every response
+/// still finds its own five spans at the ingest.
+async fn drive_concurrent(mode: Mode) {
+    let ingest = ScriptedHttpServer::start().unwrap();
+    let service = start_service(&ingest, mode).await;
+    let client = HttpClientConfig::new("test")
+        .env_proxy(false)
+        .build()
+        .unwrap();
+    for wave in 0..5 {
+        let calls = (0..20).map(|n| {
+            let (client, url) = (
+                client.clone(),
+                format!("{}/weather/w{wave}-{n}", service.url),
+            );
+            let ingest = &ingest;
+            async move {
+                let resp = client.get(url).send().await.unwrap();
+                let ingested = acknowledged_spans(&ingest.requests());
+                let body: Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+                let trace = body["trace_id"].as_str().unwrap().to_owned();
+                let mine = ingested.iter().filter(|(t, _)| *t == trace).count();
+                assert_eq!(
+                    mine, SPANS_PER_REQUEST,
+                    "{mode:?}: trace {trace} answered early"
+                );
+            }
+        });
+        futures_util::future::join_all(calls).await;
+    }
+    let report = service.obs.shutdown(Duration::from_secs(10)).await;
+    assert!(report.is_success(), "{mode:?}: {report}");
+    assert_eq!(
+        acknowledged_spans(&ingest.requests()).len(),
+        100 * SPANS_PER_REQUEST
+    );
+    let _stopped = service.stop.send(());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_in_both_modes() {
+    drive_concurrent(Mode::Background).await;
+    drive_concurrent(Mode::Inline).await;
 }
