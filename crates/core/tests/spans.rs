@@ -36,13 +36,21 @@ async fn trace_context_is_inherited_by_the_whole_trace() {
                     .session_id("session-abc")
                     .tag("prod")
                     .tag("beta")
-                    .metadata("tenant", "acme"),
+                    .metadata("tenant", "acme")
+                    .metadata(
+                        "langfuse",
+                        serde_json::json!({"traceName": "weather", "release": "1.2"}),
+                    ),
             ),
     );
     let mut llm_span = root.child(
         SpanOptions::new("llm", SpanType::ModelGeneration)
             .attributes(ModelAttributes::new("gpt-4o-mini", "openai"))
-            .metadata("tenant", "override"),
+            .metadata("tenant", "override")
+            .metadata(
+                "langfuse",
+                serde_json::json!({"prompt": {"name": "p", "version": 3}, "release": "span"}),
+            ),
     );
     llm_span.set_usage(Usage::new(120, 30).with_cache_read(100).with_reasoning(0));
     llm_span.end();

@@ -452,12 +452,25 @@ impl Span {
             data.status = status;
         }
         if l.exported {
-            for (k, v) in &l.trace.metadata {
-                data.metadata.entry(k.clone()).or_insert_with(|| v.clone());
-            }
+            merge_missing(&mut data.metadata, &l.trace.metadata);
             l.shared.span_ended(arc);
         } else {
             l.shared.count_filtered();
+        }
+    }
+}
+
+/// Adds the trace-level metadata the span does not set itself. Objects merge
+/// key by key, so a span's `metadata.langfuse.prompt` and the trace's
+/// `metadata.langfuse.traceName` both survive; where both set a value, the span wins.
+fn merge_missing(span: &mut Map<String, Value>, trace: &Map<String, Value>) {
+    for (k, v) in trace {
+        match (span.get_mut(k), v) {
+            (None, _) => {
+                span.insert(k.clone(), v.clone());
+            }
+            (Some(Value::Object(mine)), Value::Object(theirs)) => merge_missing(mine, theirs),
+            (Some(_), _) => {}
         }
     }
 }
