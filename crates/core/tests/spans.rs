@@ -83,6 +83,11 @@ async fn trace_context_is_inherited_by_the_whole_trace() {
         "span metadata wins over trace metadata"
     );
     assert_eq!(
+        llm_span.metadata["langfuse"],
+        serde_json::json!({"prompt": {"name": "p", "version": 3}, "release": "span", "traceName": "weather"}),
+        "exporter-namespaced objects merge key by key"
+    );
+    assert_eq!(
         llm_span
             .attributes
             .usage()
