@@ -87,6 +87,14 @@ pub fn classify_status(
     let err = match status {
         413 => return Err(SendError::TooLarge(what)),
         429 | 503 => ExportError::throttled(retry_after(headers, SystemTime::now()), what),
+        300..=399 => ExportError::permanent(format!(
+            "{what}: redirects are not followed; point the exporter at the final URL{}",
+            headers
+                .get(reqwest::header::LOCATION)
+                .and_then(|l| l.to_str().ok())
+                .map(|l| format!(" ({l})"))
+                .unwrap_or_default()
+        )),
         401 | 403 => ExportError::disabled(format!(
             "{what}: the destination refused the credentials; check the token or keys"
         )),

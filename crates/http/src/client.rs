@@ -27,7 +27,8 @@ pub enum ClientError {
 ///
 /// Defaults: 10 s per request (connect, send, answer), 5 s to connect, idle
 /// connections kept 90 s, proxies from `HTTP_PROXY`/`HTTPS_PROXY`/`ALL_PROXY`
-/// (honouring `NO_PROXY`), HTTP/1.1, no automatic retry.
+/// (honouring `NO_PROXY`), HTTP/1.1, no automatic retry, redirects not
+/// followed (a 3xx is a permanent error naming the status).
 ///
 /// ```
 /// use std::time::Duration;
@@ -108,7 +109,10 @@ impl HttpClientConfig {
             .connect_timeout(self.connect_timeout)
             .pool_idle_timeout(self.pool_idle_timeout)
             .tcp_nodelay(true)
-            .retry(reqwest::retry::never());
+            .retry(reqwest::retry::never())
+            // A followed 301/302 turns a POST into a body-less GET whose 2xx
+            // would count as delivered: answer redirects as errors instead.
+            .redirect(reqwest::redirect::Policy::none());
         if !self.env_proxy {
             builder = builder.no_proxy();
         }

@@ -40,7 +40,7 @@
 //! | 408, 500, 502, 504, timeouts, refused/reset connections, DNS failures | retries with backoff |
 //! | 401, 403 | disables the exporter (one error logged; every event counted dropped) |
 //! | 413 | [`send_split`] halves the request down to single items; an item still too large is a permanent failure |
-//! | 400, 404, 422, TLS failures, other 4xx | permanent failure, counted, not retried |
+//! | 400, 404, 422, TLS failures, other 4xx, 3xx (redirects are not followed) | permanent failure, counted, not retried |
 //!
 //! ## Feature flags
 //! None. TLS is always rustls (aws-lc-rs provider, the platform's

@@ -325,3 +325,26 @@ async fn multi_status_rejections_by_id() {
     assert_eq!((r[0].index, r[0].class), (1, ErrorClass::Permanent));
     assert_eq!((r[1].index, r[1].class), (2, ErrorClass::Transient));
 }
+
+#[tokio::test]
+async fn redirects_are_not_followed() {
+    let server = ScriptedHttpServer::start().unwrap();
+    server.push(
+        ScriptedResponse::new(302).with_header("location", "https://elsewhere.example/v1/spans"),
+    );
+    let (c, msg) = class_of(
+        transport()
+            .post(&server.url_for("/v1/spans"), "application/json", "{}")
+            .await,
+    );
+    assert_eq!(c, ErrorClass::Permanent, "{msg}");
+    assert!(
+        msg.contains("302") && msg.contains("https://elsewhere.example/v1/spans"),
+        "{msg}"
+    );
+    assert_eq!(
+        server.request_count(),
+        1,
+        "no second request to the redirect target"
+    );
+}
