@@ -103,6 +103,12 @@ impl StorageError {
         self.kind.is_transient()
     }
 
+    /// The same error, its message prefixed with what was being done.
+    pub(crate) fn context(mut self, doing: impl std::fmt::Display) -> Self {
+        self.message = format!("{doing}: {}", self.message);
+        self
+    }
+
     pub(crate) fn invalid(message: impl Into<String>) -> Self {
         Self::new(StorageErrorKind::InvalidInput, message)
     }

@@ -15,23 +15,25 @@ use chrono::{DateTime, Utc};
 use crate::batch::SpanWrite;
 use crate::error::StorageError;
 
-/// The indexed and aggregated columns of one span row.
+/// The indexed and aggregated columns of one span row. Text columns hold no
+/// NUL characters (SQLite's string functions stop at one, PostgreSQL refuses
+/// them): they become U+FFFD there, while `data` keeps them.
 pub(crate) struct SpanColumns<'a> {
     pub(crate) trace_id: [u8; 16],
     pub(crate) span_id: i64,
     pub(crate) parent_span_id: Option<i64>,
     pub(crate) phase: i16,
-    pub(crate) name: &'a str,
+    pub(crate) name: Cow<'a, str>,
     pub(crate) span_type: &'static str,
     pub(crate) status: &'static str,
     pub(crate) is_root: bool,
     pub(crate) start_time: DateTime<Utc>,
     pub(crate) end_time: Option<DateTime<Utc>>,
-    pub(crate) user_id: Option<&'a str>,
-    pub(crate) session_id: Option<&'a str>,
-    pub(crate) entity_type: Option<&'a str>,
-    pub(crate) entity_id: Option<&'a str>,
-    pub(crate) entity_name: Option<&'a str>,
+    pub(crate) user_id: Option<Cow<'a, str>>,
+    pub(crate) session_id: Option<Cow<'a, str>>,
+    pub(crate) entity_type: Option<Cow<'a, str>>,
+    pub(crate) entity_id: Option<Cow<'a, str>>,
+    pub(crate) entity_name: Option<Cow<'a, str>>,
     /// Tags as a JSON array; `None` when there are none.
     pub(crate) tags: Option<String>,
     pub(crate) input_tokens: Option<i64>,
@@ -49,17 +51,17 @@ impl<'a> SpanColumns<'a> {
             span_id: span_to_i64(s.span_id),
             parent_span_id: s.parent_span_id.map(span_to_i64),
             phase: w.phase(),
-            name: &s.name,
+            name: without_nul(&s.name),
             span_type: s.span_type.as_str(),
             status: status_str(s.status),
             is_root: s.is_root,
             start_time: s.start_time,
             end_time: s.end_time,
-            user_id: s.user_id.as_deref(),
-            session_id: s.session_id.as_deref(),
-            entity_type: entity.map(|e| e.entity_type.as_str()),
-            entity_id: entity.map(|e| e.id.as_str()),
-            entity_name: entity.and_then(|e| e.name.as_deref()),
+            user_id: s.user_id.as_deref().map(without_nul),
+            session_id: s.session_id.as_deref().map(without_nul),
+            entity_type: entity.map(|e| without_nul(&e.entity_type)),
+            entity_id: entity.map(|e| without_nul(&e.id)),
+            entity_name: entity.and_then(|e| e.name.as_deref()).map(without_nul),
             tags: (!s.tags.is_empty())
                 .then(|| serde_json::to_string(&*s.tags).unwrap_or_else(|_| "[]".into())),
             input_tokens: usage.map(|u| clamp_i64(u.input_tokens)),
@@ -112,8 +114,7 @@ pub(crate) fn from_micros(us: i64) -> Result<DateTime<Utc>, StorageError> {
         .ok_or_else(|| StorageError::corrupt(format!("timestamp {us} out of range")))
 }
 
-/// PostgreSQL text cannot hold NUL characters: they become U+FFFD in the
-/// indexed columns (the `data` JSON keeps them, escaped).
+/// NUL characters become U+FFFD in indexed text columns (see [`SpanColumns`]).
 pub(crate) fn without_nul(s: &str) -> Cow<'_, str> {
     if s.contains('\0') {
         Cow::Owned(s.replace('\0', "\u{fffd}"))

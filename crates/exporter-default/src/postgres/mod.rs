@@ -130,13 +130,11 @@ impl PostgresStorage {
     }
 
     async fn open_connection(&self, writer: bool) -> Result<Conn, StorageError> {
-        let (mut client, connection) = self.pg.connect(NoTls).await.map_err(|e| {
-            let e = classify(e);
-            StorageError::new(
-                e.kind(),
-                format!("cannot connect to {}: {e}", self.describe),
-            )
-        })?;
+        let (mut client, connection) = self
+            .pg
+            .connect(NoTls)
+            .await
+            .map_err(|e| classify(e).context(format!("cannot connect to {}", self.describe)))?;
         // The connection task does the I/O; it ends when the client is dropped or the socket closes.
         tokio::spawn(async move {
             if let Err(e) = connection.await {

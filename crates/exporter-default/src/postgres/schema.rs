@@ -123,11 +123,7 @@ pub(crate) async fn migrate(
     if found < LATEST {
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
             tx.batch_execute(sql).await.map_err(|e| {
-                let e = classify(e);
-                StorageError::new(
-                    e.kind(),
-                    format!("migrating {store} to schema version {}: {e}", i + 1),
-                )
+                classify(e).context(format!("migrating {store} to schema version {}", i + 1))
             })?;
         }
         tx.execute("DELETE FROM aiobs_schema", &[])

@@ -89,10 +89,6 @@ fn text(s: &str) -> Cow<'_, str> {
     without_nul(s)
 }
 
-fn opt_text(s: Option<&str>) -> Option<Cow<'_, str>> {
-    s.map(without_nul)
-}
-
 /// Borrows a column of `Cow`s as the `&str`s the driver binds.
 fn strs<'a>(v: &'a [Cow<'a, str>]) -> Vec<&'a str> {
     v.iter().map(AsRef::as_ref).collect()
@@ -162,18 +158,18 @@ async fn spans(
         span_id.push(c.span_id);
         parent.push(c.parent_span_id);
         phase.push(c.phase);
-        name.push(text(c.name));
+        tags.push(tags_json(&c, &w.span.tags));
+        name.push(c.name);
         span_type.push(c.span_type);
         status.push(c.status);
         is_root.push(c.is_root);
         start.push(c.start_time);
         end.push(c.end_time);
-        user.push(opt_text(c.user_id));
-        session.push(opt_text(c.session_id));
-        entity_type.push(opt_text(c.entity_type));
-        entity_id.push(opt_text(c.entity_id));
-        entity_name.push(opt_text(c.entity_name));
-        tags.push(tags_json(&c, &w.span.tags));
+        user.push(c.user_id);
+        session.push(c.session_id);
+        entity_type.push(c.entity_type);
+        entity_id.push(c.entity_id);
+        entity_name.push(c.entity_name);
         input.push(c.input_tokens);
         output.push(c.output_tokens);
         cached.push(c.cached_tokens);

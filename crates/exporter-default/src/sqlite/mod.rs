@@ -108,10 +108,8 @@ impl SqliteConfig {
                 Connection::open_with_flags(path, flags)
             }
         };
-        let conn = opened.map_err(|e| {
-            let e = classify(e);
-            StorageError::new(e.kind(), format!("cannot open {}: {e}", self.describe()))
-        })?;
+        let conn =
+            opened.map_err(|e| classify(e).context(format!("cannot open {}", self.describe())))?;
         let setup = || -> rusqlite::Result<()> {
             conn.busy_timeout(self.busy_timeout)?;
             if !self.read_only && matches!(self.location, Location::File(_)) {
@@ -133,10 +131,7 @@ impl SqliteConfig {
             conn.set_prepared_statement_cache_capacity(64);
             Ok(())
         };
-        setup().map_err(|e| {
-            let e = classify(e);
-            StorageError::new(e.kind(), format!("cannot set up {}: {e}", self.describe()))
-        })?;
+        setup().map_err(|e| classify(e).context(format!("cannot set up {}", self.describe())))?;
         Ok(conn)
     }
 }
@@ -220,8 +215,10 @@ impl Storage for SqliteStorage {
     }
 
     async fn init(&self) -> Result<(), StorageError> {
-        // Opened and migrated in `open`; this checks the connection thread is alive.
-        self.writer.call(|_| Ok(())).await
+        // Opened and migrated in `open`; a newer aiobs may have migrated the
+        // file since, which this build must not write to.
+        let describe = self.describe.clone();
+        self.writer.call(move |c| schema::check(c, &describe)).await
     }
 
     async fn write(&self, batch: WriteBatch) -> Result<WriteOutcome, StorageError> {

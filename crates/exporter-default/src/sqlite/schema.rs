@@ -134,12 +134,7 @@ pub(crate) fn migrate(conn: &mut Connection, store: &str) -> Result<(), StorageE
         .map_err(classify)?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
         tx.execute_batch(sql).map_err(|e| {
-            let version = i + 1;
-            let e = classify(e);
-            StorageError::new(
-                e.kind(),
-                format!("migrating {store} to schema version {version}: {e}"),
-            )
+            classify(e).context(format!("migrating {store} to schema version {}", i + 1))
         })?;
     }
     tx.execute("DELETE FROM aiobs_schema", [])
