@@ -5,6 +5,7 @@
 //! - `ci`    — what CI runs: fmt check, clippy `-D warnings`, `cargo deny`, docs, then `test`.
 //! - `bench` — the benchmarks, printing figures and a JSON line each.
 //! - `demo`  — the main job: trace a simulated agent run into SQLite and show it.
+//! - `conformance` — the conformance kit's own tests and every exporter's run of it.
 //! - `with-postgres -- <command…>` — runs a command with a throwaway PostgreSQL
 //!   (its URL in `AIOBS_TEST_POSTGRES_URL`), e.g. one crate's tests.
 
@@ -27,8 +28,35 @@ fn main() -> ExitCode {
             &["run", "--quiet", "-p", "aiobs-cli", "--", "demo"],
         ),
         "with-postgres" => with_postgres(&rest),
+        "conformance" => {
+            let pg = postgres::Throwaway::start();
+            let url = pg.as_ref().map(|p| p.url().to_owned()).unwrap_or_default();
+            run_env(
+                "cargo",
+                &[
+                    "test",
+                    "-p",
+                    "aiobs-conformance",
+                    "-p",
+                    "aiobs-exporter-default",
+                    "-p",
+                    "aiobs-exporter-cloud",
+                    "-p",
+                    "aiobs-exporter-langfuse",
+                    "--test",
+                    "conformance",
+                    "--test",
+                    "in_memory",
+                    "--test",
+                    "kit_catches_broken_exporters",
+                ],
+                &[("AIOBS_TEST_POSTGRES_URL", &url)],
+            )
+        }
         _ => {
-            eprintln!("usage: cargo xtask <test|ci|bench|demo|with-postgres -- command…> [args]");
+            eprintln!(
+                "usage: cargo xtask <test|ci|bench|demo|conformance|with-postgres -- command…> [args]"
+            );
             return ExitCode::from(2);
         }
     };
