@@ -1,5 +1,8 @@
 //! Storage errors, classified so the pipeline knows whether retrying can help.
 
+// Used by the backends; a build with neither feature has only the types.
+#![cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+
 use aiobs_core::{ErrorClass, ExportError};
 
 /// What kind of failure a [`StorageError`] is. The kind decides the
