@@ -315,7 +315,8 @@ impl Observability {
     /// A request-scoped flush: returns once every event of `trace_id` emitted
     /// before this call is terminal at every exporter, exporting that trace's
     /// events ahead of unrelated ones still waiting for their batch. For
-    /// serverless handlers, call it before sending the response.
+    /// serverless handlers, call it before sending the response. Records with
+    /// no trace id (a log or metric emitted outside any trace) go too.
     ///
     /// The report covers everything (its `pending` may count other traces'
     /// events); `completed` says whether this trace's events all reached a

@@ -503,7 +503,8 @@ fn supplied_runtime_handle_runs_the_pipeline() {
 async fn flush_trace_delivers_one_trace_without_waiting_for_the_rest() {
     for inline in [false, true] {
         let exporter = Scripted::ok("per-request")
-            .with_policy(BatchPolicy::default().with_max_wait(Duration::from_secs(60)));
+            .with_policy(BatchPolicy::default().with_max_wait(Duration::from_secs(60)))
+            .with_signals(aiobs_core::Signals::ENDED_SPANS.with(aiobs_core::Signal::Log));
         let mut builder = Observability::builder().exporter(exporter.clone());
         if inline {
             builder = builder.inline();
@@ -515,14 +516,21 @@ async fn flush_trace_delivers_one_trace_without_waiting_for_the_rest() {
         let mut tool = mine.child(SpanOptions::new("tool", SpanType::ToolCall));
         tool.end();
         mine.end();
+        obs.log(aiobs_core::LogRecord::new(
+            aiobs_core::LogLevel::Info,
+            "outside any trace",
+        ));
         let report = obs.flush_trace(mine.trace_id(), SECS5).await;
         assert!(report.completed, "inline={inline}: {report}");
         let acked: Vec<String> = exporter
             .acked()
             .iter()
-            .map(|e| e.span().unwrap().name.to_string())
+            .map(|e| match e.span() {
+                Some(s) => s.name.to_string(),
+                None => "log".to_string(),
+            })
             .collect();
-        assert_eq!(acked, ["tool", "this request"], "inline={inline}");
+        assert_eq!(acked, ["tool", "this request", "log"], "inline={inline}");
         assert_eq!(
             report.pending(),
             1,
@@ -530,7 +538,7 @@ async fn flush_trace_delivers_one_trace_without_waiting_for_the_rest() {
         );
         let report = obs.flush(SECS5).await;
         assert!(report.is_success(), "{report}");
-        assert_eq!(exporter.acked_len(), 3);
+        assert_eq!(exporter.acked_len(), 4);
     }
 }
 

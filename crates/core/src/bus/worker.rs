@@ -308,7 +308,10 @@ impl Worker {
         }
         let (mine, rest): (std::collections::VecDeque<_>, _) = std::mem::take(&mut self.buffer)
             .into_iter()
-            .partition(|(e, _)| e.trace_id() == Some(trace));
+            // Records with no trace (a log, a metric) may belong to this
+            // request: they go too, rather than wait for a full flush that a
+            // frozen serverless isolate may never run.
+            .partition(|(e, _)| e.trace_id().is_none_or(|t| t == trace));
         self.buffer = rest;
         self.buffer_bytes = self.buffer.iter().map(|(_, size)| size).sum();
         if self.buffer.is_empty() {
@@ -408,7 +411,8 @@ impl Worker {
                 let mut retry_idx = Vec::new();
                 let mut retry_class = ErrorClass::Transient;
                 let mut failed = 0;
-                let mut last_msg = None;
+                let mut failed_msg = None;
+                let mut retry_msg = None;
                 if outcome.rejected.is_empty() {
                     slot.deliver(total);
                     self.retire_inflight();
@@ -425,16 +429,17 @@ impl Worker {
                             retry_class = r.class;
                         }
                         retry_idx.push(r.index);
+                        retry_msg = Some(r.message);
                     } else {
                         failed += 1;
+                        failed_msg = Some(r.message);
                     }
-                    last_msg = Some(r.message);
                 }
                 let delivered = total - failed - retry_idx.len();
                 slot.deliver(delivered);
                 if failed > 0 {
-                    slot.lose(DropReason::PermanentError, failed, last_msg.as_deref());
-                } else if let Some(m) = &last_msg {
+                    slot.lose(DropReason::PermanentError, failed, failed_msg.as_deref());
+                } else if let Some(m) = &retry_msg {
                     slot.counters.set_error(m);
                 }
                 if retry_idx.is_empty() {
