@@ -104,8 +104,7 @@ fn test(extra: &[String]) -> Result {
             let pg = postgres::Throwaway::start()?;
             eprintln!("started a throwaway PostgreSQL at {}", pg.url());
             let env = [("AIOBS_TEST_POSTGRES_URL", pg.url())];
-            let result =
-                run_env("cargo", &args, &env).and_then(|()| run_env("cargo", &doc_args, &env));
+            let result = run_env("cargo", &args, &env);
             drop(pg);
             result
         }
