@@ -1,1 +1,1 @@
-//! End-to-end scenarios live in this crate's tests/ folder.
+//! End-to-end scenarios across crates live in this package's `tests/` folder.
