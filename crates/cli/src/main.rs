@@ -1,55 +1,155 @@
-//! `aiobs`: trace a demo agent run into a store, then list, show and prune
-//! the stored traces.
+//! `aiobs`: trace a simulated agent run into the store, and read traces back.
 //!
 //! ```text
-//! aiobs demo                                   # ./aiobs.db, or --db / AIOBS_DATABASE_URL
-//! aiobs traces list --status error --since 1d
-//! aiobs traces show <trace-id> [--json]
+//! aiobs demo                         trace a simulated agent run and show it
+//! aiobs traces list [filters]        newest traces first
+//! aiobs traces show <trace-id>       one trace as a tree (--json for machines)
 //! aiobs traces prune --older-than 30d
 //! ```
 //!
-//! Exit codes: 0 success; 1 a failure (the store, or a demo whose flush
-//! report shows lost events); 2 a usage error.
+//! The store is `--db <path or URL>`, else `AIOBS_DATABASE_URL`, else `./aiobs.db`
+//! (`sqlite://…`, `sqlite::memory:` or `postgres://…`).
 
-mod args;
 mod demo;
-mod exporters;
 mod render;
+mod time_arg;
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use aiobs_core::Observability;
+use aiobs_core::{SpanType, TraceId};
 use aiobs_exporter_default::{
-    DatabaseUrl, DefaultExporter, PageRequest, Storage, TraceFilter, TraceRecord, TraceStatus,
-    UsageTotals,
+    DATABASE_URL_ENV, DEFAULT_DATABASE, DatabaseUrl, PageRequest, Storage, StorageError,
+    TraceFilter, TraceStatus,
 };
-use clap::Parser;
-use serde::Serialize;
+use clap::{Parser, Subcommand, ValueEnum};
 
-use args::{Cli, Command, DemoArgs, ListArgs, PruneArgs, ShowArgs, TracesCommand};
+/// Observability for AI agents: the embedded store's command line.
+#[derive(Debug, Parser)]
+#[command(name = "aiobs", version, about)]
+struct Cli {
+    /// The store: a SQLite file path, `sqlite://…`, `sqlite::memory:` or `postgres://…`.
+    /// Default: $AIOBS_DATABASE_URL, else ./aiobs.db.
+    #[arg(long, global = true, value_name = "PATH_OR_URL")]
+    db: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
 
-/// A failure to report on stderr, exit code 1.
-struct Failure(String);
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Trace a simulated agent run into the store (and into any exporter
+    /// configured by environment: LANGFUSE_*, AIOBS_CLOUD_*), then show it.
+    Demo {
+        /// Print the trace as JSON instead of a tree.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Read traces.
+    #[command(subcommand)]
+    Traces(Box<TracesCommand>),
+}
 
-impl<E: std::fmt::Display> From<E> for Failure {
-    fn from(e: E) -> Self {
-        Failure(e.to_string())
+#[derive(Debug, Subcommand)]
+enum TracesCommand {
+    /// List traces, newest first.
+    List(Box<ListArgs>),
+    /// Show one trace as an indented tree.
+    Show {
+        /// The trace id (32 hex digits).
+        trace_id: String,
+        /// Print JSON instead of a tree.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete traces (and their logs, scores, feedback) older than a duration.
+    Prune {
+        /// How old, e.g. `30d`, `12h`, `2w`.
+        #[arg(long, value_name = "DURATION", value_parser = time_arg::parse_duration)]
+        older_than: chrono::Duration,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct ListArgs {
+    /// Only traces that started within this long ago, e.g. `1h`, `7d`.
+    #[arg(long, value_parser = time_arg::parse_duration)]
+    since: Option<chrono::Duration>,
+    /// Only traces that started before this long ago.
+    #[arg(long, value_parser = time_arg::parse_duration)]
+    until: Option<chrono::Duration>,
+    /// Root span name.
+    #[arg(long)]
+    name: Option<String>,
+    /// Text contained in the root span name.
+    #[arg(long)]
+    search: Option<String>,
+    /// Traces containing a span of this type (e.g. `tool_call`).
+    #[arg(long, value_parser = parse_span_type)]
+    span_type: Option<SpanType>,
+    /// Entity id.
+    #[arg(long)]
+    entity_id: Option<String>,
+    /// Entity name.
+    #[arg(long)]
+    entity_name: Option<String>,
+    /// User id.
+    #[arg(long)]
+    user: Option<String>,
+    /// Session id.
+    #[arg(long)]
+    session: Option<String>,
+    /// Tag (repeat for several: all must match).
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+    /// Trace status.
+    #[arg(long, value_enum)]
+    status: Option<StatusArg>,
+    /// Most traces to show (1..=1000).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    limit: u16,
+    /// Continue after this cursor (printed under the previous page).
+    #[arg(long)]
+    cursor: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum StatusArg {
+    Ok,
+    Error,
+    Running,
+}
+
+fn parse_span_type(s: &str) -> Result<SpanType, String> {
+    SpanType::parse(s).ok_or_else(|| {
+        let all: Vec<&str> = SpanType::ALL.iter().map(|t| t.as_str()).collect();
+        format!("unknown span type {s:?}; one of: {}", all.join(", "))
+    })
+}
+
+/// Which store the command uses.
+fn database_url(flag: Option<&str>) -> Result<DatabaseUrl, StorageError> {
+    let text = match flag {
+        Some(f) => f.to_owned(),
+        None => std::env::var(DATABASE_URL_ENV)
+            .ok()
+            .filter(|s| !s.trim().is_empty())
+            .unwrap_or_else(|| DEFAULT_DATABASE.to_owned()),
+    };
+    if text.contains("://") || text.starts_with("sqlite:") {
+        text.parse()
+    } else {
+        Ok(DatabaseUrl::SqliteFile(text.into()))
     }
 }
 
-type Outcome = Result<ExitCode, Failure>;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()
     {
@@ -61,173 +161,116 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
-        Err(Failure(msg)) => {
-            eprintln!("error: {msg}");
+        Err(e) => {
+            eprintln!("error: {e}");
             ExitCode::FAILURE
         }
     }
 }
 
-async fn run(cli: Cli) -> Outcome {
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+async fn run(cli: Cli) -> Result<ExitCode, Error> {
+    let url = database_url(cli.db.as_deref())?;
+    let store: Arc<dyn Storage> = url.open()?;
+    store.init().await?;
     match cli.command {
-        Command::Demo(a) => demo(&cli.db, a).await,
-        Command::Traces(TracesCommand::List(a)) => {
-            list(&existing_store(&cli.db)?, &cli.db, a).await
+        Command::Traces(t) => traces(*t, &*store, &url).await,
+        Command::Demo { json } => demo::run(store, &url, json).await,
+    }
+}
+
+async fn traces(
+    command: TracesCommand,
+    store: &dyn Storage,
+    url: &DatabaseUrl,
+) -> Result<ExitCode, Error> {
+    match command {
+        TracesCommand::Show { trace_id, json } => {
+            let id: TraceId = trace_id
+                .parse()
+                .map_err(|e| format!("invalid trace id {trace_id:?}: {e}"))?;
+            match store.get_trace(id).await? {
+                Some(trace) if json => println!("{}", serde_json::to_string_pretty(&trace)?),
+                Some(trace) => print!("{}", render::trace_tree(&trace)),
+                None => {
+                    eprintln!("no trace {id} in {url}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
         }
-        Command::Traces(TracesCommand::Show(a)) => {
-            show(&existing_store(&cli.db)?, &cli.db, a).await
+        TracesCommand::List(args) => {
+            let (filter, page) = list_query(&args)?;
+            let result = store.list_traces(&filter, &page).await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&result)?);
+            } else {
+                print!("{}", render::trace_table(&result));
+            }
+            Ok(ExitCode::SUCCESS)
         }
-        Command::Traces(TracesCommand::Prune(a)) => prune(&existing_store(&cli.db)?, a).await,
+        TracesCommand::Prune { older_than } => {
+            let cutoff = chrono::Utc::now() - older_than;
+            let removed = store.delete_older_than(cutoff).await?;
+            println!(
+                "removed {} trace(s), {} span(s), {} log(s), {} metric(s), {} score(s), {} feedback record(s) older than {}",
+                removed.traces,
+                removed.spans,
+                removed.logs,
+                removed.metrics,
+                removed.scores,
+                removed.feedback,
+                cutoff.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
-/// Opens a store that must already exist (reading must not create a file by mistake).
-fn existing_store(db: &DatabaseUrl) -> Result<Arc<dyn Storage>, Failure> {
-    if let DatabaseUrl::SqliteFile(p) = db
-        && !p.exists()
-    {
-        return Err(Failure(format!(
-            "no aiobs database at {} (run `aiobs demo` first, or pass --db / set AIOBS_DATABASE_URL)",
-            p.display()
-        )));
-    }
-    Ok(db.open()?)
-}
-
-async fn demo(db: &DatabaseUrl, a: DemoArgs) -> Outcome {
-    let storage = db.open()?;
-    let mut builder = Observability::builder()
-        .service_name("aiobs-demo")
-        .exporter(DefaultExporter::builder_shared(storage.clone()).build()?);
-    for (exporter, why) in exporters::from_env().map_err(Failure)? {
-        println!("also exporting to {} ({why})", exporter.name());
-        builder = builder.exporter_arc(exporter);
-    }
-    let obs = builder.build()?;
-    let trace_id = demo::simulate(&obs).await;
-    let report = obs.shutdown(a.flush_timeout).await;
-
-    println!("Traced a simulated support-agent run into {db}\n");
-    match storage.get_trace(trace_id).await {
-        Ok(Some(t)) => print!("{}", render::trace(&t)),
-        Ok(None) => println!("(the trace {trace_id} is not in the store: see the flush report)"),
-        Err(e) => println!("(could not read the trace back: {e})"),
-    }
-    println!("\n{report}");
-    if report.is_success() {
-        println!(
-            "Every event was delivered. Next: aiobs traces show {trace_id}   (or: aiobs traces list)"
-        );
-        Ok(ExitCode::SUCCESS)
-    } else {
-        eprintln!(
-            "error: {} event(s) lost and {} still pending; see the flush report above",
-            report.lost(),
-            report.pending()
-        );
-        Ok(ExitCode::FAILURE)
-    }
-}
-
-async fn list(storage: &Arc<dyn Storage>, db: &DatabaseUrl, a: ListArgs) -> Outcome {
+fn list_query(args: &ListArgs) -> Result<(TraceFilter, PageRequest), Error> {
+    let now = chrono::Utc::now();
     let mut f = TraceFilter::new();
-    f.started_after = a.since;
-    f.started_before = a.until;
-    f.root_name = a.name.clone();
-    f.span_type = a.span_type;
-    f.entity_id = a.entity_id.clone();
-    f.entity_name = a.entity_name.clone();
-    f.user_id = a.user.clone();
-    f.session_id = a.session.clone();
-    f.tags = a.tags.clone();
-    f.status = a.status;
-    f.name_contains = a.search.clone();
-    let mut page = PageRequest::first(a.limit.into());
-    page.cursor = a.cursor;
-    let result = storage.list_traces(&f, &page).await?;
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&result)?);
-    } else {
-        let args: Vec<String> = std::env::args().skip(1).collect();
-        print!(
-            "{}",
-            render::page(&result, |cursor| next_page_command(&args, db, cursor))
-        );
+    if let Some(d) = args.since {
+        f = f.started_after(now - d);
     }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// The command line that prints the next page: this one with `--cursor` replaced.
-fn next_page_command(args: &[String], _db: &DatabaseUrl, cursor: &str) -> String {
-    let mut out = vec!["aiobs".to_string()];
-    let mut skip = false;
-    for a in args {
-        if skip {
-            skip = false;
-            continue;
-        }
-        if a == "--cursor" {
-            skip = true;
-            continue;
-        }
-        if a.starts_with("--cursor=") {
-            continue;
-        }
-        out.push(if a.contains(' ') {
-            format!("'{a}'")
-        } else {
-            a.clone()
+    if let Some(d) = args.until {
+        f = f.started_before(now - d);
+    }
+    if let Some(n) = &args.name {
+        f = f.root_name(n.clone());
+    }
+    if let Some(t) = &args.search {
+        f = f.name_contains(t.clone());
+    }
+    if let Some(t) = args.span_type {
+        f = f.span_type(t);
+    }
+    if let Some(id) = &args.entity_id {
+        f = f.entity_id(id.clone());
+    }
+    if let Some(n) = &args.entity_name {
+        f = f.entity_name(n.clone());
+    }
+    if let Some(u) = &args.user {
+        f = f.user_id(u.clone());
+    }
+    if let Some(s) = &args.session {
+        f = f.session_id(s.clone());
+    }
+    for t in &args.tags {
+        f = f.tag(t.clone());
+    }
+    if let Some(s) = args.status {
+        f = f.status(match s {
+            StatusArg::Ok => TraceStatus::Ok,
+            StatusArg::Error => TraceStatus::Error,
+            StatusArg::Running => TraceStatus::Running,
         });
     }
-    out.push(format!("--cursor {cursor}"));
-    out.join(" ")
-}
-
-#[derive(Serialize)]
-struct ShowJson<'a> {
-    status: TraceStatus,
-    usage: UsageTotals,
-    #[serde(flatten)]
-    trace: &'a TraceRecord,
-}
-
-async fn show(storage: &Arc<dyn Storage>, db: &DatabaseUrl, a: ShowArgs) -> Outcome {
-    let Some(t) = storage.get_trace(a.trace_id).await? else {
-        return Err(Failure(format!("no trace {} in {db}", a.trace_id)));
-    };
-    if a.json {
-        let out = ShowJson {
-            status: t.status(),
-            usage: t.usage_totals(),
-            trace: &t,
-        };
-        println!("{}", serde_json::to_string_pretty(&out)?);
-    } else {
-        print!("{}", render::trace(&t));
+    let mut page = PageRequest::first(usize::from(args.limit));
+    if let Some(c) = &args.cursor {
+        page = page.after(c.parse().map_err(|e| format!("invalid --cursor: {e}"))?);
     }
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn prune(storage: &Arc<dyn Storage>, a: PruneArgs) -> Outcome {
-    let age = chrono::Duration::from_std(a.older_than)
-        .map_err(|_| Failure("--older-than is too large".into()))?;
-    let cutoff = chrono::Utc::now()
-        .checked_sub_signed(age)
-        .ok_or_else(|| Failure("--older-than reaches back too far".into()))?;
-    let r = storage.delete_older_than(cutoff).await?;
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
-    } else {
-        println!(
-            "removed {} trace(s) ({} spans), {} log(s), {} metric(s), {} score(s), {} feedback record(s) older than {}",
-            r.traces,
-            r.spans,
-            r.logs,
-            r.metrics,
-            r.scores,
-            r.feedback,
-            cutoff.format("%Y-%m-%d %H:%M:%S UTC")
-        );
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok((f, page))
 }
