@@ -150,3 +150,56 @@ fn a_store_it_cannot_write_fails_the_demo_loudly() {
     assert!(!o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("error"), "{}", text(&o));
 }
+
+#[test]
+fn demo_sends_to_the_exporters_the_environment_configures() {
+    use aiobs_conformance::http::ScriptedHttpServer;
+    let langfuse = ScriptedHttpServer::start().unwrap();
+    let ingest = ScriptedHttpServer::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_aiobs"))
+        .args([
+            "--db",
+            dir.path().join("aiobs.db").to_str().unwrap(),
+            "demo",
+        ])
+        .env("LANGFUSE_PUBLIC_KEY", "pk-lf-demo")
+        .env("LANGFUSE_SECRET_KEY", "sk-lf-demo")
+        .env("LANGFUSE_BASE_URL", langfuse.url())
+        .env("AIOBS_CLOUD_ENDPOINT", ingest.url())
+        .env("AIOBS_CLOUD_TOKEN", "demo-token")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let out = text(&o);
+    assert!(
+        out.contains("langfuse: delivered") && out.contains("cloud: delivered"),
+        "{out}"
+    );
+
+    let otlp = langfuse.requests_to("/api/public/otel/v1/traces");
+    assert!(!otlp.is_empty(), "langfuse got no OTLP request: {out}");
+    assert!(
+        otlp[0]
+            .headers
+            .iter()
+            .any(|(k, v)| k == "authorization" && v.starts_with("Basic "))
+    );
+    assert_eq!(
+        langfuse.requests_to("/api/public/scores").len(),
+        1,
+        "the demo's score and feedback"
+    );
+
+    let spans: usize = ingest
+        .requests_to("/v1/spans")
+        .iter()
+        .map(|r| {
+            r.json::<serde_json::Value>().unwrap()["items"]
+                .as_array()
+                .map_or(0, Vec::len)
+        })
+        .sum();
+    assert_eq!(spans, 10, "every demo span reached the ingest service");
+    assert!(!ingest.requests_to("/v1/scores").is_empty());
+}
