@@ -148,6 +148,14 @@ fn database_url(flag: Option<&str>) -> Result<DatabaseUrl, StorageError> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // aiobs reports lost events through `tracing`: show warnings on stderr.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -203,3 +203,52 @@ fn demo_sends_to_the_exporters_the_environment_configures() {
     assert_eq!(spans, 10, "every demo span reached the ingest service");
     assert!(!ingest.requests_to("/v1/scores").is_empty());
 }
+
+#[test]
+fn pages_continue_with_the_printed_cursor_and_the_store_comes_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("env.db");
+    for _ in 0..3 {
+        let o = Command::new(env!("CARGO_BIN_EXE_aiobs"))
+            .arg("demo")
+            .env("AIOBS_DATABASE_URL", format!("sqlite://{}", db.display()))
+            .env_remove("LANGFUSE_PUBLIC_KEY")
+            .env_remove("AIOBS_CLOUD_ENDPOINT")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    let db = db.to_str().unwrap();
+    let first = aiobs(db, &["traces", "list", "--limit", "2"]);
+    let out = String::from_utf8_lossy(&first.stdout).to_string();
+    assert_eq!(
+        out.lines().filter(|l| l.contains("weather-agent")).count(),
+        2,
+        "{out}"
+    );
+    let cursor = out
+        .lines()
+        .find_map(|l| l.strip_prefix("more: --cursor "))
+        .expect("a cursor for the next page");
+    let second = aiobs(db, &["traces", "list", "--limit", "2", "--cursor", cursor]);
+    let rest = String::from_utf8_lossy(&second.stdout).to_string();
+    assert_eq!(
+        rest.lines().filter(|l| l.contains("weather-agent")).count(),
+        1,
+        "{rest}"
+    );
+    assert!(
+        !rest.contains("more: --cursor"),
+        "the last page has no cursor: {rest}"
+    );
+    let ids = |s: &str| -> Vec<String> {
+        s.lines()
+            .filter(|l| l.contains("weather-agent"))
+            .map(|l| l[..32].to_string())
+            .collect()
+    };
+    assert!(
+        ids(&out).iter().all(|id| !ids(&rest).contains(id)),
+        "pages do not overlap"
+    );
+}
