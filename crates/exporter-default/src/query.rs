@@ -3,6 +3,7 @@
 // Used by the backends; a build with neither feature has only the types.
 #![cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -362,12 +363,21 @@ pub struct TraceRecord {
 }
 
 impl TraceRecord {
+    /// Each span's type by id (linear to build, so the helpers stay linear
+    /// on traces of thousands of spans).
+    fn types(&self) -> HashMap<SpanId, SpanType> {
+        self.spans
+            .iter()
+            .map(|s| (s.span_id, s.span_type))
+            .collect()
+    }
+
     /// The root spans: spans whose parent is not in the trace (normally one).
     pub fn roots(&self) -> impl Iterator<Item = &ExportedSpan> {
-        self.spans.iter().filter(|s| {
-            s.parent_span_id
-                .is_none_or(|p| !self.spans.iter().any(|o| o.span_id == p))
-        })
+        let types = self.types();
+        self.spans
+            .iter()
+            .filter(move |s| s.parent_span_id.is_none_or(|p| !types.contains_key(&p)))
     }
 
     /// The direct children of `span`, by start time.
@@ -390,16 +400,16 @@ impl TraceRecord {
 
     /// Token totals, by the rule [`UsageTotals`] documents.
     pub fn usage_totals(&self) -> UsageTotals {
+        let types = self.types();
         let mut t = UsageTotals::default();
         for s in &self.spans {
             let Some(u) = s.attributes.usage() else {
                 continue;
             };
-            let parent_is_model = s.parent_span_id.is_some_and(|p| {
-                self.spans
-                    .iter()
-                    .any(|o| o.span_id == p && o.span_type.is_model())
-            });
+            let parent_is_model = s
+                .parent_span_id
+                .and_then(|p| types.get(&p))
+                .is_some_and(|t| t.is_model());
             if s.span_type.is_model() && !parent_is_model {
                 t.input_tokens += u.input_tokens;
                 t.output_tokens += u.output_tokens;

@@ -5,6 +5,7 @@ mod schema;
 mod write;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use aiobs_core::{TraceId, async_trait};
@@ -69,7 +70,52 @@ struct Conn {
 /// in progress with a transient error and is replaced at the next one.
 /// Batches are written with one `INSERT ... SELECT FROM UNNEST(...)` per
 /// table, spans upserted so the most advanced state of each span wins.
+///
+/// The connections and all encoding work live on a thread of their own (a
+/// small runtime), so neither the caller's executor nor the aiobs pipeline
+/// thread does database work, and the storage works from any runtime.
 pub struct PostgresStorage {
+    inner: Arc<Inner>,
+    io: IoThread,
+}
+
+/// A thread running a single-threaded runtime for the connections. Dropping
+/// it stops the runtime, which closes the connections.
+struct IoThread {
+    handle: tokio::runtime::Handle,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl IoThread {
+    fn start() -> Result<Self, StorageError> {
+        let failed = |e: std::io::Error| {
+            StorageError::new(
+                StorageErrorKind::Other,
+                format!("could not start the PostgreSQL I/O thread: {e}"),
+            )
+            .with_source(e)
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(failed)?;
+        let handle = rt.handle().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("aiobs-postgres".into())
+            .spawn(move || {
+                // Runs until the storage (holding `stop`) is dropped.
+                let _dropped = rt.block_on(stopped);
+            })
+            .map_err(failed)?;
+        Ok(Self {
+            handle,
+            _stop: stop,
+        })
+    }
+}
+
+struct Inner {
     config: PostgresConfig,
     pg: tokio_postgres::Config,
     describe: String,
@@ -81,8 +127,8 @@ pub struct PostgresStorage {
 impl std::fmt::Debug for PostgresStorage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PostgresStorage")
-            .field("store", &self.describe)
-            .field("schema", &self.config.schema)
+            .field("store", &self.inner.describe)
+            .field("schema", &self.inner.config.schema)
             .finish_non_exhaustive()
     }
 }
@@ -113,12 +159,15 @@ impl PostgresStorage {
             describe.push_str(&format!(" (schema {s})"));
         }
         Ok(Self {
-            config,
-            pg,
-            describe,
-            writer: Mutex::new(None),
-            reader: Mutex::new(None),
-            migrated: Mutex::new(false),
+            inner: Arc::new(Inner {
+                config,
+                pg,
+                describe,
+                writer: Mutex::new(None),
+                reader: Mutex::new(None),
+                migrated: Mutex::new(false),
+            }),
+            io: IoThread::start()?,
         })
     }
 
@@ -129,6 +178,24 @@ impl PostgresStorage {
         Ok(s)
     }
 
+    /// Runs `op` on the I/O thread. If the caller stops waiting, the
+    /// operation still runs to its end (a write commits or rolls back whole).
+    async fn run<T, F>(&self, op: impl FnOnce(Arc<Inner>) -> F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: std::future::Future<Output = Result<T, StorageError>> + Send + 'static,
+    {
+        match self.io.handle.spawn(op(self.inner.clone())).await {
+            Ok(r) => r,
+            Err(_) => Err(StorageError::new(
+                StorageErrorKind::Closed,
+                "the PostgreSQL I/O thread has stopped",
+            )),
+        }
+    }
+}
+
+impl Inner {
     async fn open_connection(&self, writer: bool) -> Result<Conn, StorageError> {
         let (mut client, connection) = self
             .pg
@@ -191,6 +258,19 @@ impl PostgresStorage {
     }
 }
 
+impl Inner {
+    async fn write(&self, batch: WriteBatch) -> Result<WriteOutcome, StorageError> {
+        self.with_conn(true, async |c: &mut Conn| match &c.statements {
+            Some(st) => write::write_batch(&mut c.client, st, &batch).await,
+            None => Err(StorageError::new(
+                StorageErrorKind::Other,
+                "writer without statements",
+            )),
+        })
+        .await
+    }
+}
+
 #[async_trait]
 impl Storage for PostgresStorage {
     fn kind(&self) -> &'static str {
@@ -202,30 +282,30 @@ impl Storage for PostgresStorage {
     }
 
     async fn init(&self) -> Result<(), StorageError> {
-        self.with_conn(true, async |_| Ok(())).await
+        self.run(|i| async move { i.with_conn(true, async |_| Ok(())).await })
+            .await
     }
 
     async fn write(&self, batch: WriteBatch) -> Result<WriteOutcome, StorageError> {
-        self.with_conn(true, async |c: &mut Conn| match &c.statements {
-            Some(st) => write::write_batch(&mut c.client, st, &batch).await,
-            None => Err(StorageError::new(
-                StorageErrorKind::Other,
-                "writer without statements",
-            )),
-        })
-        .await
+        self.run(|i| async move { i.write(batch).await }).await
     }
 
     async fn flush(&self) -> Result<(), StorageError> {
         // Writes hold the writer lock until their commit returns: taking it
-        // waits for the one in progress. (An abandoned write rolls back.)
-        drop(self.writer.lock().await);
-        Ok(())
+        // waits for the one in progress, abandoned by its caller or not.
+        self.run(|i| async move {
+            drop(i.writer.lock().await);
+            Ok(())
+        })
+        .await
     }
 
     async fn get_trace(&self, trace_id: TraceId) -> Result<Option<TraceRecord>, StorageError> {
-        self.with_conn(false, async |c: &mut Conn| {
-            read::get_trace(&mut c.client, trace_id).await
+        self.run(|i| async move {
+            i.with_conn(false, async |c: &mut Conn| {
+                read::get_trace(&mut c.client, trace_id).await
+            })
+            .await
         })
         .await
     }
@@ -235,8 +315,12 @@ impl Storage for PostgresStorage {
         filter: &TraceFilter,
         page: &PageRequest,
     ) -> Result<TracePage, StorageError> {
-        self.with_conn(false, async |c: &mut Conn| {
-            read::list_traces(&mut c.client, filter, page).await
+        let (filter, page) = (filter.clone(), page.clone());
+        self.run(|i| async move {
+            i.with_conn(false, async |c: &mut Conn| {
+                read::list_traces(&mut c.client, &filter, &page).await
+            })
+            .await
         })
         .await
     }
@@ -245,8 +329,11 @@ impl Storage for PostgresStorage {
         &self,
         cutoff: DateTime<Utc>,
     ) -> Result<RetentionReport, StorageError> {
-        self.with_conn(true, async |c: &mut Conn| {
-            read::delete_older_than(&mut c.client, cutoff).await
+        self.run(|i| async move {
+            i.with_conn(true, async |c: &mut Conn| {
+                read::delete_older_than(&mut c.client, cutoff).await
+            })
+            .await
         })
         .await
     }
