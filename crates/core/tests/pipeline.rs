@@ -678,3 +678,31 @@ async fn an_exporter_whose_init_fails_is_disabled_and_counted() {
     );
     assert!(!report.is_success());
 }
+
+#[test]
+fn block_admits_a_routed_chunk_larger_than_the_exporter_queue_piece_by_piece() {
+    let exporter = Scripted::new("small-queue", |_, _| Step::Slow(Duration::from_millis(1)))
+        .with_policy(
+            BatchPolicy::default()
+                .with_queue_capacity(50)
+                .with_max_events(25),
+        );
+    let obs = Observability::builder()
+        .exporter(exporter.clone())
+        .ingress_capacity(8192)
+        .overflow(OverflowPolicy::Block {
+            timeout: Duration::from_secs(20),
+        })
+        .build()
+        .unwrap();
+    let start = Instant::now();
+    emit_spans(&obs, 4000);
+    let report = obs.flush_blocking(Duration::from_secs(30));
+    assert!(report.is_success(), "{report}");
+    assert_eq!(exporter.acked_len(), 4000);
+    assert!(
+        start.elapsed() < Duration::from_secs(15),
+        "blocked for a whole timeout: {:?}",
+        start.elapsed()
+    );
+}

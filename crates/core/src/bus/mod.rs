@@ -494,32 +494,43 @@ impl Router {
 
 /// Hands events to an exporter's queue, honouring its capacity and the overflow policy.
 async fn enqueue(p: &Core, slot: &Slot, mut events: Vec<EventRef>) {
-    let n = events.len();
-    slot.counters.accept(n as u64);
+    slot.counters.accept(events.len() as u64);
     let cap = slot.policy.queue_capacity;
-    let mut room = cap.saturating_sub(slot.queued.load(Ordering::Acquire));
-    if room < n
-        && let OverflowPolicy::Block { timeout } = p.overflow
-    {
-        let until = Instant::now() + timeout;
-        while room < n && Instant::now() < until && p.background {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-            room = cap.saturating_sub(slot.queued.load(Ordering::Acquire));
+    // Under `Block`, admit events piece by piece as the worker frees room
+    // (a routed chunk may be larger than the whole queue).
+    let until = match p.overflow {
+        OverflowPolicy::Block { timeout } if p.background => Some(Instant::now() + timeout),
+        _ => None,
+    };
+    while !events.is_empty() {
+        let room = cap.saturating_sub(slot.queued.load(Ordering::Acquire));
+        if room == 0 {
+            match until {
+                Some(t) if Instant::now() < t => {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    continue;
+                }
+                _ => break,
+            }
         }
+        let rest = if room < events.len() {
+            events.split_off(room)
+        } else {
+            Vec::new()
+        };
+        hand_to_worker(slot, std::mem::replace(&mut events, rest));
     }
-    if room < n {
-        let refused = n - room;
-        events.truncate(room);
+    if !events.is_empty() {
         slot.counters.lose(
             &slot.name,
             DropReason::QueueFull,
-            refused as u64,
+            events.len() as u64,
             Some("exporter queue full"),
         );
     }
-    if events.is_empty() {
-        return;
-    }
+}
+
+fn hand_to_worker(slot: &Slot, events: Vec<EventRef>) {
     let k = events.len();
     slot.queued.fetch_add(k, Ordering::AcqRel);
     if slot.tx.send(WorkerMsg::Events(events)).is_err() {
