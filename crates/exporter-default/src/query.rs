@@ -443,6 +443,32 @@ pub struct RetentionReport {
     pub feedback: u64,
 }
 
+/// SQL (both backends) true when trace `r` has a span with status error.
+pub(crate) const HAS_ERROR: &str =
+    "EXISTS (SELECT 1 FROM aiobs_spans e WHERE e.trace_id = r.trace_id AND e.status = 'error')";
+
+impl TraceRecord {
+    /// What a backend read for one trace; `None` when nothing is stored for it.
+    pub(crate) fn assemble(
+        trace_id: TraceId,
+        spans: Vec<ExportedSpan>,
+        logs: Vec<LogRecord>,
+        scores: Vec<ScoreRecord>,
+        feedback: Vec<FeedbackRecord>,
+    ) -> Option<Self> {
+        if spans.is_empty() && logs.is_empty() && scores.is_empty() && feedback.is_empty() {
+            return None;
+        }
+        Some(Self {
+            trace_id,
+            spans,
+            logs,
+            scores,
+            feedback,
+        })
+    }
+}
+
 /// The span types whose usage counts as model usage, as SQL string literals
 /// (`'model_generation', ...`), for the backends' token totals.
 pub(crate) fn model_types_sql() -> String {

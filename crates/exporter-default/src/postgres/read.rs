@@ -10,8 +10,8 @@ use tokio_postgres::{Client, GenericClient};
 use super::classify;
 use crate::error::StorageError;
 use crate::query::{
-    PageRequest, RetentionReport, TraceFilter, TracePage, TraceRecord, TraceStatus, TraceSummary,
-    UsageTotals, like_pattern, model_types_sql,
+    HAS_ERROR, PageRequest, RetentionReport, TraceFilter, TracePage, TraceRecord, TraceStatus,
+    TraceSummary, UsageTotals, like_pattern, model_types_sql,
 };
 use crate::row::{
     from_micros, parse_json, span_from_i64, span_to_i64, trace_from_bytes, without_nul,
@@ -71,20 +71,10 @@ pub(crate) async fn get_trace(
     )
     .await?;
     tx.commit().await.map_err(classify)?;
-    if spans.is_empty() && logs.is_empty() && scores.is_empty() && feedback.is_empty() {
-        return Ok(None);
-    }
-    Ok(Some(TraceRecord {
-        trace_id,
-        spans,
-        logs,
-        scores,
-        feedback,
-    }))
+    Ok(TraceRecord::assemble(
+        trace_id, spans, logs, scores, feedback,
+    ))
 }
-
-const HAS_ERROR: &str =
-    "EXISTS (SELECT 1 FROM aiobs_spans e WHERE e.trace_id = r.trace_id AND e.status = 'error')";
 
 type Param = Box<dyn ToSql + Sync + Send>;
 

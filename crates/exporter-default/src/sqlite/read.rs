@@ -9,8 +9,8 @@ use rusqlite::{Connection, TransactionBehavior, params_from_iter};
 use super::classify;
 use crate::error::StorageError;
 use crate::query::{
-    PageRequest, RetentionReport, TraceFilter, TracePage, TraceRecord, TraceStatus, TraceSummary,
-    UsageTotals, like_pattern, model_types_sql,
+    HAS_ERROR, PageRequest, RetentionReport, TraceFilter, TracePage, TraceRecord, TraceStatus,
+    TraceSummary, UsageTotals, like_pattern, model_types_sql,
 };
 use crate::row::{from_micros, micros, parse_json, span_from_i64, trace_from_bytes};
 
@@ -61,20 +61,10 @@ pub(crate) fn get_trace(
         "SELECT data FROM aiobs_feedback WHERE trace_id = ?1 ORDER BY timestamp, id",
         &key,
     )?;
-    if spans.is_empty() && logs.is_empty() && scores.is_empty() && feedback.is_empty() {
-        return Ok(None);
-    }
-    Ok(Some(TraceRecord {
-        trace_id,
-        spans,
-        logs,
-        scores,
-        feedback,
-    }))
+    Ok(TraceRecord::assemble(
+        trace_id, spans, logs, scores, feedback,
+    ))
 }
-
-const HAS_ERROR: &str =
-    "EXISTS (SELECT 1 FROM aiobs_spans e WHERE e.trace_id = r.trace_id AND e.status = 'error')";
 
 fn any_span(column: &str) -> String {
     format!("EXISTS (SELECT 1 FROM aiobs_spans e WHERE e.trace_id = r.trace_id AND e.{column})")
