@@ -10,8 +10,10 @@
 //! trace and `list_traces` over everything written.
 //!
 //! ```text
-//! cargo bench -p aiobs-exporter-default --bench default_exporter -- --spans 1000000 [--postgres URL]
+//! cargo bench -p aiobs-exporter-default --bench default_exporter -- --spans 1000000 [--rounds 3] [--postgres URL]
 //! ```
+//! The bare loop and the exporter run in alternating rounds (default 3), each
+//! into an empty store; the ratio printed is the median of the rounds' ratios.
 //! Or `AIOBS_BENCH_SPANS` / `AIOBS_BENCH_POSTGRES_URL`. The last line is JSON.
 
 use std::borrow::Cow;
@@ -34,6 +36,7 @@ const ROWS_PER_TXN: usize = 1000;
 
 struct Options {
     spans: usize,
+    rounds: usize,
     postgres: Option<String>,
 }
 
@@ -42,6 +45,7 @@ fn options() -> Options {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
+    let mut rounds = 3;
     let mut postgres = std::env::var("AIOBS_BENCH_POSTGRES_URL")
         .ok()
         .filter(|v| !v.is_empty());
@@ -60,12 +64,20 @@ fn options() -> Options {
                 postgres = args.get(i + 1).cloned();
                 i += 1;
             }
+            "--rounds" => {
+                rounds = args
+                    .get(i + 1)
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(rounds);
+                i += 1;
+            }
             _ => {} // cargo bench passes `--bench`
         }
         i += 1;
     }
     Options {
         spans: spans.max(SPANS_PER_TRACE) / SPANS_PER_TRACE * SPANS_PER_TRACE,
+        rounds: rounds.max(1),
         postgres,
     }
 }
@@ -494,91 +506,201 @@ fn print_queries(backend: &str, q: &[(&str, Duration)]) {
     }
 }
 
+/// Bare-loop and exporter timings of alternating rounds, each into an empty
+/// store: drift of a shared machine (page cache, other load) hits both sides
+/// of a round alike, and the median round ratio is the figure.
+#[derive(Default)]
+struct Rounds {
+    raw: Vec<Duration>,
+    exporter: Vec<Duration>,
+}
+
+impl Rounds {
+    fn push(&mut self, raw: Duration, exporter: Duration) {
+        self.raw.push(raw);
+        self.exporter.push(exporter);
+    }
+
+    fn ratios(&self) -> Vec<f64> {
+        let mut r: Vec<f64> = self
+            .raw
+            .iter()
+            .zip(&self.exporter)
+            .map(|(raw, exp)| exp.as_secs_f64() / raw.as_secs_f64())
+            .collect();
+        r.sort_by(f64::total_cmp);
+        r
+    }
+
+    fn ratio(&self) -> f64 {
+        let r = self.ratios();
+        r[r.len() / 2]
+    }
+
+    fn median_rate(n: usize, times: &[Duration]) -> f64 {
+        let mut t = times.to_vec();
+        t.sort();
+        rate(n, t[t.len() / 2])
+    }
+
+    fn print(&self, backend: &str, raw_label: &str, n: usize) {
+        let list = |ts: &[Duration]| {
+            ts.iter()
+                .map(|t| format!("{:.0}", rate(n, *t)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        println!(
+            "{backend:<8} {raw_label:<30} {:>10.0} spans/s  (rounds: {})",
+            Self::median_rate(n, &self.raw),
+            list(&self.raw)
+        );
+        println!(
+            "{backend:<8} {:<30} {:>10.0} spans/s  (rounds: {})",
+            "DefaultExporter",
+            Self::median_rate(n, &self.exporter),
+            list(&self.exporter)
+        );
+        let ratios: Vec<String> = self.ratios().iter().map(|r| format!("{r:.2}")).collect();
+        println!(
+            "{backend:<8} ratio_raw_over_exporter {:.2} (median of {}; sorted: {}; target <= 1.5)",
+            self.ratio(),
+            ratios.len(),
+            ratios.join(", ")
+        );
+    }
+
+    fn json(&self, n: usize, direct: Duration) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert(
+            "raw_spans_per_s".into(),
+            json!(Self::median_rate(n, &self.raw).round()),
+        );
+        m.insert(
+            "exporter_spans_per_s".into(),
+            json!(Self::median_rate(n, &self.exporter).round()),
+        );
+        m.insert(
+            "storage_write_spans_per_s".into(),
+            json!(rate(n, direct).round()),
+        );
+        m.insert(
+            "ratio_raw_over_exporter".into(),
+            json!((self.ratio() * 100.0).round() / 100.0),
+        );
+        m.insert(
+            "round_ratios".into(),
+            json!(
+                self.ratios()
+                    .iter()
+                    .map(|r| (r * 100.0).round() / 100.0)
+                    .collect::<Vec<_>>()
+            ),
+        );
+        m
+    }
+}
+
+fn query_json(q: &[(&str, Duration)]) -> Value {
+    Value::Object(
+        q.iter()
+            .map(|(w, d)| {
+                (
+                    w.to_string(),
+                    json!((d.as_secs_f64() * 1e5).round() / 100.0),
+                )
+            })
+            .collect(),
+    )
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let opts = options();
     let n = opts.spans;
     println!(
-        "default exporter benchmark: {n} spans ({} traces of {SPANS_PER_TRACE}), batch-with-updates, derived metrics off",
-        n / SPANS_PER_TRACE
+        "default exporter benchmark: {n} spans ({} traces of {SPANS_PER_TRACE}), batch-with-updates, \
+         derived metrics off, {} alternating rounds",
+        n / SPANS_PER_TRACE,
+        opts.rounds
     );
     let dir = std::env::temp_dir().join(format!("aiobs-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let mut json = Map::new();
 
-    // SQLite: the bare loop first, then the exporter, each into a fresh file.
-    let raw = sqlite_raw(&dir.join("raw.db"), n);
-    let storage: Arc<dyn Storage> =
-        Arc::new(SqliteStorage::open(dir.join("exporter.db")).expect("open"));
-    let exp = through_exporter(storage.clone(), n).await;
-    let ratio = rate(n, raw) / rate(n, exp);
-    println!(
-        "sqlite   raw prepared-statement loop   {:>10.0} spans/s  ({:.2} s)",
-        rate(n, raw),
-        raw.as_secs_f64()
-    );
-    println!(
-        "sqlite   DefaultExporter               {:>10.0} spans/s  ({:.2} s)",
-        rate(n, exp),
-        exp.as_secs_f64()
-    );
-    println!("sqlite   ratio_raw_over_exporter {ratio:.2} (target <= 1.5)");
+    // SQLite: each round the bare loop, then the exporter, each into a fresh file.
+    let mut rounds = Rounds::default();
+    let mut storage = None;
+    for r in 0..opts.rounds {
+        let raw = sqlite_raw(&dir.join(format!("raw-{r}.db")), n);
+        let _gone = std::fs::remove_file(dir.join(format!("raw-{r}.db")));
+        let s: Arc<dyn Storage> =
+            Arc::new(SqliteStorage::open(dir.join(format!("exporter-{r}.db"))).expect("open"));
+        rounds.push(raw, through_exporter(s.clone(), n).await);
+        if let Some(old) = storage.replace(s) {
+            drop(old);
+            let _gone = std::fs::remove_file(dir.join(format!("exporter-{}.db", r - 1)));
+        }
+    }
+    rounds.print("sqlite", "raw prepared-statement loop", n);
     let direct_store = SqliteStorage::open(dir.join("direct.db")).expect("open");
     let direct = storage_direct(&direct_store, n).await;
+    drop(direct_store);
     println!(
-        "sqlite   Storage::write, no pipeline   {:>10.0} spans/s  ({:.2} s)",
+        "sqlite   Storage::write, no pipeline    {:>10.0} spans/s",
         rate(n, direct),
-        direct.as_secs_f64()
     );
-    let q = query_times(storage).await;
+    let q = query_times(storage.expect("one round")).await;
     print_queries("sqlite", &q);
-    json.insert(
-        "sqlite".into(),
-        json!({
-            "raw_spans_per_s": rate(n, raw).round(),
-            "exporter_spans_per_s": rate(n, exp).round(),
-            "storage_write_spans_per_s": rate(n, direct).round(),
-            "ratio_raw_over_exporter": (ratio * 100.0).round() / 100.0,
-            "queries_ms": q.iter().map(|(w, d)| (w.to_string(), json!((d.as_secs_f64() * 1e5).round() / 100.0))).collect::<Map<_, _>>(),
-        }),
-    );
+    let mut sqlite = rounds.json(n, direct);
+    sqlite.insert("queries_ms".into(), query_json(&q));
+    json.insert("sqlite".into(), Value::Object(sqlite));
 
     if let Some(url) = &opts.postgres {
         let id = format!("{:08x}", fastrand::u32(..));
-        let (raw_schema, exp_schema) = (
-            format!("aiobs_bench_raw_{id}"),
-            format!("aiobs_bench_exp_{id}"),
-        );
-        let raw = postgres_raw(url, &raw_schema, n).await;
-        let storage: Arc<dyn Storage> = Arc::new(
-            PostgresStorage::connect(PostgresConfig::new(url.clone()).schema(&exp_schema))
+        let admin = pg_client(url, "public").await;
+        let mut rounds = Rounds::default();
+        let mut last_schema = None;
+        for r in 0..opts.rounds {
+            let (raw_schema, exp_schema) = (
+                format!("aiobs_bench_raw_{id}_{r}"),
+                format!("aiobs_bench_exp_{id}_{r}"),
+            );
+            let raw = postgres_raw(url, &raw_schema, n).await;
+            admin
+                .batch_execute(&format!("DROP SCHEMA {raw_schema} CASCADE"))
                 .await
-                .expect("postgres"),
-        );
-        let exp = through_exporter(storage.clone(), n).await;
-        let ratio = rate(n, raw) / rate(n, exp);
-        println!(
-            "postgres raw multi-row INSERT          {:>10.0} spans/s  ({:.2} s)",
-            rate(n, raw),
-            raw.as_secs_f64()
-        );
-        println!(
-            "postgres DefaultExporter               {:>10.0} spans/s  ({:.2} s)",
-            rate(n, exp),
-            exp.as_secs_f64()
-        );
-        println!("postgres ratio_raw_over_exporter {ratio:.2} (target <= 1.5)");
+                .expect("drop");
+            let storage: Arc<dyn Storage> = Arc::new(
+                PostgresStorage::connect(PostgresConfig::new(url.clone()).schema(&exp_schema))
+                    .await
+                    .expect("postgres"),
+            );
+            rounds.push(raw, through_exporter(storage.clone(), n).await);
+            if let Some((old, _)) = last_schema.replace((exp_schema, storage)) {
+                admin
+                    .batch_execute(&format!("DROP SCHEMA {old} CASCADE"))
+                    .await
+                    .expect("drop");
+            }
+        }
+        rounds.print("postgres", "raw multi-row INSERT", n);
         let direct_schema = format!("aiobs_bench_direct_{id}");
         let direct_store =
             PostgresStorage::connect(PostgresConfig::new(url.clone()).schema(&direct_schema))
                 .await
                 .expect("postgres");
         let direct = storage_direct(&direct_store, n).await;
+        drop(direct_store);
+        admin
+            .batch_execute(&format!("DROP SCHEMA {direct_schema} CASCADE"))
+            .await
+            .expect("drop");
         println!(
-            "postgres Storage::write, no pipeline   {:>10.0} spans/s  ({:.2} s)",
+            "postgres Storage::write, no pipeline    {:>10.0} spans/s",
             rate(n, direct),
-            direct.as_secs_f64()
         );
+        let (exp_schema, storage) = last_schema.expect("one round");
         // Right after a bulk load the planner has no statistics yet; autovacuum
         // gathers them within a minute or so. Both are shown.
         let cold = query_times(storage.clone()).await;
@@ -590,27 +712,19 @@ async fn main() {
             .expect("analyze");
         let q = query_times(storage).await;
         print_queries("postgres", &q);
-        json.insert(
-            "postgres".into(),
-            json!({
-                "raw_spans_per_s": rate(n, raw).round(),
-                "exporter_spans_per_s": rate(n, exp).round(),
-                "storage_write_spans_per_s": rate(n, direct).round(),
-                "ratio_raw_over_exporter": (ratio * 100.0).round() / 100.0,
-                "queries_ms_before_analyze": cold.iter().map(|(w, d)| (w.to_string(), json!((d.as_secs_f64() * 1e5).round() / 100.0))).collect::<Map<_, _>>(),
-                "queries_ms": q.iter().map(|(w, d)| (w.to_string(), json!((d.as_secs_f64() * 1e5).round() / 100.0))).collect::<Map<_, _>>(),
-            }),
-        );
-        let c = pg_client(url, "public").await;
-        for s in [raw_schema, exp_schema, direct_schema] {
-            c.batch_execute(&format!("DROP SCHEMA {s} CASCADE"))
-                .await
-                .expect("drop");
-        }
+        let mut pg = rounds.json(n, direct);
+        pg.insert("queries_ms_before_analyze".into(), query_json(&cold));
+        pg.insert("queries_ms".into(), query_json(&q));
+        json.insert("postgres".into(), Value::Object(pg));
+        admin
+            .batch_execute(&format!("DROP SCHEMA {exp_schema} CASCADE"))
+            .await
+            .expect("drop");
     } else {
         println!("postgres skipped (pass --postgres URL or set AIOBS_BENCH_POSTGRES_URL)");
     }
     let _cleanup = std::fs::remove_dir_all(&dir);
     json.insert("spans".into(), json!(n));
+    json.insert("rounds".into(), json!(opts.rounds));
     println!("{}", Value::Object(json));
 }

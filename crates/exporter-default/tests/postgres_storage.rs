@@ -150,6 +150,105 @@ async fn a_connection_dropped_mid_batch_is_transient_and_nothing_is_lost() {
     drop_schema(url, schema).await;
 }
 
+/// A large batch is written over several connections, one transaction per
+/// part: when one part fails the write fails as a whole, and the retry
+/// stores every span exactly once although other parts had committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_split_over_writers_fails_whole_and_its_retry_stores_each_span_once() {
+    let Some(url) = pg_url() else { return };
+    let schema = new_schema();
+    let app = format!("aiobs_{schema}");
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let storage = Arc::new(
+        PostgresStorage::connect(
+            PostgresConfig::new(format!("{url}{sep}application_name={app}"))
+                .schema(&schema)
+                .writers(3),
+        )
+        .await
+        .unwrap(),
+    );
+    // 120 traces: 600 spans (three parts of 200) plus 360 records.
+    let traces: Vec<_> = (0..120).map(|i| rich_trace(i, "u", "s", &[])).collect();
+    let batch = || {
+        let mut b = aiobs_exporter_default::WriteBatch::new();
+        for t in &traces {
+            for s in &t.spans {
+                b.push_span(aiobs_core::SpanEventKind::Ended, Arc::new(s.clone()));
+            }
+            b.push_log(t.log.clone());
+            b.push_score(t.score.clone());
+            b.push_feedback(t.feedback.clone());
+        }
+        b
+    };
+    let admin = client(&url, &schema).await;
+    let mut locker = client(&url, &schema).await;
+    let lock = locker.transaction().await.unwrap();
+    lock.batch_execute("LOCK TABLE aiobs_spans IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let writing = tokio::spawn({
+        let (s, b) = (storage.clone(), batch());
+        async move { s.write(b).await }
+    });
+    // All three parts block on the lock; kill one of them, let the others commit.
+    let mut blocked = 0;
+    for _ in 0..200 {
+        blocked = admin
+            .query(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = $1 \
+                 AND wait_event_type = 'Lock'",
+                &[&app],
+            )
+            .await
+            .unwrap()
+            .len();
+        if blocked == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(blocked, 3, "the batch was not written as three parts");
+    let killed = admin
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 \
+             AND wait_event_type = 'Lock' ORDER BY pid LIMIT 1",
+            &[&app],
+        )
+        .await
+        .unwrap()
+        .len();
+    assert_eq!(killed, 1);
+    drop(lock);
+    drop(locker);
+    let err = writing.await.unwrap().unwrap_err();
+    assert!(err.is_transient(), "a lost part must be retryable: {err}");
+    let count = async |table: &str| -> i64 {
+        admin
+            .query_one(&format!("SELECT COUNT(*) FROM {table}"), &[])
+            .await
+            .unwrap()
+            .get(0)
+    };
+    let committed = count("aiobs_spans").await;
+    assert!(
+        committed > 0 && committed < 600,
+        "two of three parts commit, one does not: {committed} of 600 spans"
+    );
+    // The retry rewrites the committed parts harmlessly and completes the batch.
+    put(&*storage, batch()).await;
+    assert_eq!(count("aiobs_spans").await, 600);
+    assert_eq!(count("aiobs_logs").await, 120);
+    assert_eq!(count("aiobs_scores").await, 120);
+    assert_eq!(count("aiobs_feedback").await, 120);
+    for t in [&traces[0], &traces[59], &traces[119]] {
+        let got = storage.get_trace(t.trace_id).await.unwrap().unwrap();
+        assert_eq!(got.spans, t.spans);
+    }
+    drop_schema(url, schema).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_schema_upgraded_by_a_newer_aiobs_disables_the_exporter_with_a_clear_report() {
     let Some(url) = pg_url() else { return };

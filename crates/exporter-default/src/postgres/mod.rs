@@ -29,6 +29,7 @@ pub struct PostgresConfig {
     url: String,
     schema: Option<String>,
     connect_timeout: Duration,
+    writers: usize,
 }
 
 impl PostgresConfig {
@@ -39,6 +40,7 @@ impl PostgresConfig {
             url: url.into(),
             schema: None,
             connect_timeout: Duration::from_secs(10),
+            writers: 2,
         }
     }
 
@@ -54,7 +56,24 @@ impl PostgresConfig {
         self.connect_timeout = timeout;
         self
     }
+
+    /// Writer connections (default 2, at least 1). A large batch is split
+    /// over them: each connection writes a contiguous range of the batch's
+    /// spans, sorted by key, in a transaction of its own, so the server
+    /// inserts on several cores while the next part is being encoded. The
+    /// write succeeds only when every part has committed; if one fails, the
+    /// whole batch is reported failed and may be retried, which is safe
+    /// because every write is idempotent (spans keep their most advanced
+    /// state, records are keyed by id).
+    pub fn writers(mut self, n: usize) -> Self {
+        self.writers = n.max(1);
+        self
+    }
 }
+
+/// Fewest spans worth a writer connection of their own: below it, the cost
+/// of another transaction outweighs the parallelism.
+const MIN_SPANS_PER_WRITER: usize = 128;
 
 /// A connection with the write statements prepared on it (writer only).
 struct Conn {
@@ -66,10 +85,12 @@ struct Conn {
 ///
 /// Connects lazily: the first operation connects and migrates the schema
 /// (under an advisory lock, so many processes may start at once). Writes use
-/// one connection, queries another; a dropped connection fails the operation
-/// in progress with a transient error and is replaced at the next one.
-/// Batches are written with one `INSERT ... SELECT FROM UNNEST(...)` per
-/// table, spans upserted so the most advanced state of each span wins.
+/// [`PostgresConfig::writers`] connections (default 2), queries another; a
+/// dropped connection fails the operation in progress with a transient error
+/// and is replaced at the next one. Batches are written with one
+/// `INSERT ... SELECT FROM UNNEST(...)` per table, spans upserted so the most
+/// advanced state of each span wins; a large batch is split over the writer
+/// connections (see [`PostgresConfig::writers`]).
 ///
 /// The connections and all encoding work live on a thread of their own (a
 /// small runtime), so neither the caller's executor nor the aiobs pipeline
@@ -119,7 +140,8 @@ struct Inner {
     config: PostgresConfig,
     pg: tokio_postgres::Config,
     describe: String,
-    writer: Mutex<Option<Conn>>,
+    /// The writer connections; a write holds the lock until all its parts commit.
+    writers: Mutex<Vec<Option<Conn>>>,
     reader: Mutex<Option<Conn>>,
     migrated: Mutex<bool>,
 }
@@ -158,12 +180,13 @@ impl PostgresStorage {
         if let Some(s) = &config.schema {
             describe.push_str(&format!(" (schema {s})"));
         }
+        let writers = (0..config.writers).map(|_| None).collect();
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
                 pg,
                 describe,
-                writer: Mutex::new(None),
+                writers: Mutex::new(writers),
                 reader: Mutex::new(None),
                 migrated: Mutex::new(false),
             }),
@@ -229,22 +252,18 @@ impl Inner {
         Ok(Conn { client, statements })
     }
 
-    /// Runs `op` on the writer (or reader) connection, connecting first if
-    /// needed; a connection that failed is dropped so the next call reconnects.
-    async fn with_conn<T>(
+    /// Runs `op` on `slot`'s connection, connecting first if needed; a
+    /// connection that failed is dropped so the next call reconnects.
+    async fn on_slot<T>(
         &self,
+        slot: &mut Option<Conn>,
         writer: bool,
         op: impl AsyncFnOnce(&mut Conn) -> Result<T, StorageError>,
     ) -> Result<T, StorageError> {
-        let mut slot = if writer {
-            self.writer.lock().await
-        } else {
-            self.reader.lock().await
-        };
         if slot.as_ref().is_some_and(|c| c.client.is_closed()) {
             *slot = None;
         }
-        let conn = match &mut *slot {
+        let conn = match slot {
             Some(c) => c,
             None => slot.insert(self.open_connection(writer).await?),
         };
@@ -256,18 +275,70 @@ impl Inner {
         }
         result
     }
-}
 
-impl Inner {
+    /// Runs `op` on the first writer connection.
+    async fn with_writer<T>(
+        &self,
+        op: impl AsyncFnOnce(&mut Conn) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        let mut writers = self.writers.lock().await;
+        self.on_slot(&mut writers[0], true, op).await
+    }
+
+    /// Runs `op` on the reader connection.
+    async fn with_reader<T>(
+        &self,
+        op: impl AsyncFnOnce(&mut Conn) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        let mut reader = self.reader.lock().await;
+        self.on_slot(&mut reader, false, op).await
+    }
+
     async fn write(&self, batch: WriteBatch) -> Result<WriteOutcome, StorageError> {
-        self.with_conn(true, async |c: &mut Conn| match &c.statements {
-            Some(st) => write::write_batch(&mut c.client, st, &batch).await,
-            None => Err(StorageError::new(
-                StorageErrorKind::Other,
-                "writer without statements",
-            )),
-        })
-        .await
+        let mut writers = self.writers.lock().await;
+        // Sorted by key: every transaction locks rows in the same order, so
+        // concurrent writers (these parts, other processes) cannot deadlock.
+        let mut order: Vec<usize> = (0..batch.spans().len()).collect();
+        order.sort_by_key(|&i| {
+            let s = &batch.spans()[i].span;
+            (s.trace_id, s.span_id)
+        });
+        let parts = (order.len() / MIN_SPANS_PER_WRITER).clamp(1, writers.len());
+        let per_part = order.len().div_ceil(parts).max(1);
+        let mut chunks = order.chunks(per_part);
+        let writes = writers.iter_mut().take(parts).enumerate().map(|(i, slot)| {
+            let part = write::Part {
+                spans: chunks.next().unwrap_or_default(),
+                // Logs, metrics, scores and feedback go with the first part.
+                records: i == 0,
+            };
+            let batch = &batch;
+            self.on_slot(slot, true, async move |c: &mut Conn| match &c.statements {
+                Some(st) => write::write_batch(&mut c.client, st, batch, part).await,
+                None => Err(StorageError::new(
+                    StorageErrorKind::Other,
+                    "writer without statements",
+                )),
+            })
+        });
+        let mut out = WriteOutcome::default();
+        let mut first_error = None;
+        for result in futures_util::future::join_all(writes).await {
+            match result {
+                Ok(o) => out.rejected.extend(o.rejected),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            None => Ok(out),
+            Some(e) if parts > 1 => Err(e.context(format!(
+                "writing one of {parts} parts of a batch (the others may have committed; \
+                 a retry rewrites them harmlessly)"
+            ))),
+            Some(e) => Err(e),
+        }
     }
 }
 
@@ -282,7 +353,7 @@ impl Storage for PostgresStorage {
     }
 
     async fn init(&self) -> Result<(), StorageError> {
-        self.run(|i| async move { i.with_conn(true, async |_| Ok(())).await })
+        self.run(|i| async move { i.with_writer(async |_| Ok(())).await })
             .await
     }
 
@@ -291,10 +362,10 @@ impl Storage for PostgresStorage {
     }
 
     async fn flush(&self) -> Result<(), StorageError> {
-        // Writes hold the writer lock until their commit returns: taking it
+        // Writes hold the writers' lock until their commits return: taking it
         // waits for the one in progress, abandoned by its caller or not.
         self.run(|i| async move {
-            drop(i.writer.lock().await);
+            drop(i.writers.lock().await);
             Ok(())
         })
         .await
@@ -302,10 +373,8 @@ impl Storage for PostgresStorage {
 
     async fn get_trace(&self, trace_id: TraceId) -> Result<Option<TraceRecord>, StorageError> {
         self.run(|i| async move {
-            i.with_conn(false, async |c: &mut Conn| {
-                read::get_trace(&mut c.client, trace_id).await
-            })
-            .await
+            i.with_reader(async |c: &mut Conn| read::get_trace(&mut c.client, trace_id).await)
+                .await
         })
         .await
     }
@@ -317,7 +386,7 @@ impl Storage for PostgresStorage {
     ) -> Result<TracePage, StorageError> {
         let (filter, page) = (filter.clone(), page.clone());
         self.run(|i| async move {
-            i.with_conn(false, async |c: &mut Conn| {
+            i.with_reader(async |c: &mut Conn| {
                 read::list_traces(&mut c.client, &filter, &page).await
             })
             .await
@@ -330,10 +399,8 @@ impl Storage for PostgresStorage {
         cutoff: DateTime<Utc>,
     ) -> Result<RetentionReport, StorageError> {
         self.run(|i| async move {
-            i.with_conn(true, async |c: &mut Conn| {
-                read::delete_older_than(&mut c.client, cutoff).await
-            })
-            .await
+            i.with_writer(async |c: &mut Conn| read::delete_older_than(&mut c.client, cutoff).await)
+                .await
         })
         .await
     }

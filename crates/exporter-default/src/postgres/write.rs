@@ -108,18 +108,22 @@ fn tags_json(c: &SpanColumns<'_>, tags: &[String]) -> Option<String> {
     serde_json::to_string(&clean).ok()
 }
 
+/// The share of a batch one transaction writes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Part<'a> {
+    /// Indexes into `batch.spans()`, sorted by key.
+    pub(crate) spans: &'a [usize],
+    /// Whether logs, metrics, scores and feedback are written too.
+    pub(crate) records: bool,
+}
+
 async fn spans(
     tx: &tokio_postgres::Transaction<'_>,
     st: &Statement,
     batch: &WriteBatch,
+    order: &[usize],
     out: &mut WriteOutcome,
 ) -> Result<(), StorageError> {
-    // Sorted by key: concurrent writers lock rows in the same order, so they cannot deadlock.
-    let mut order: Vec<usize> = (0..batch.spans().len()).collect();
-    order.sort_by_key(|&i| {
-        let s = &batch.spans()[i].span;
-        (s.trace_id, s.span_id)
-    });
     let n = order.len();
     let mut trace_id = Vec::with_capacity(n);
     let mut span_id = Vec::with_capacity(n);
@@ -141,7 +145,7 @@ async fn spans(
     let mut output = Vec::with_capacity(n);
     let mut cached = Vec::with_capacity(n);
     let mut data = Vec::with_capacity(n);
-    for i in order {
+    for &i in order {
         let w = &batch.spans()[i];
         let d = match json(&*w.span) {
             Ok(d) => d,
@@ -215,20 +219,40 @@ fn trace_bytes(t: Option<aiobs_core::TraceId>) -> Option<Vec<u8>> {
     t.map(|t| t.to_bytes().to_vec())
 }
 
+/// Writes `part` of `batch` in one transaction.
 pub(crate) async fn write_batch(
     client: &mut Client,
     st: &Statements,
     batch: &WriteBatch,
+    part: Part<'_>,
 ) -> Result<WriteOutcome, StorageError> {
     let mut out = WriteOutcome::default();
-    if batch.is_empty() {
+    let has_records = part.records
+        && (batch.logs().next().is_some()
+            || batch.metrics().next().is_some()
+            || batch.scores().next().is_some()
+            || batch.feedback().next().is_some());
+    if part.spans.is_empty() && !has_records {
         return Ok(out);
     }
     let tx = client.transaction().await.map_err(classify)?;
-    if !batch.spans().is_empty() {
-        spans(&tx, &st.spans, batch, &mut out).await?;
+    if !part.spans.is_empty() {
+        spans(&tx, &st.spans, batch, part.spans, &mut out).await?;
     }
+    if has_records {
+        records(&tx, st, batch, &mut out).await?;
+    }
+    tx.commit().await.map_err(classify)?;
+    Ok(out)
+}
 
+/// Logs, metrics, scores and feedback of `batch`.
+async fn records(
+    tx: &tokio_postgres::Transaction<'_>,
+    st: &Statements,
+    batch: &WriteBatch,
+    out: &mut WriteOutcome,
+) -> Result<(), StorageError> {
     let (mut id, mut ts, mut level, mut trace, mut span, mut msg, mut data) =
         (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
     for (i, l) in batch.logs().enumerate() {
@@ -363,7 +387,5 @@ pub(crate) async fn write_batch(
             .await
             .map_err(classify)?;
     }
-
-    tx.commit().await.map_err(classify)?;
-    Ok(out)
+    Ok(())
 }
