@@ -20,25 +20,21 @@ thread_local! {
     static POOL: std::cell::RefCell<Vec<Arc<ExportedSpan>>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// A span allocation to reuse, if this thread has one: its old content is
-/// dropped when the caller overwrites it.
+/// A pooled span allocation of this thread, if it has one that nobody else
+/// holds. The caller overwrites its fields in place: each old value is freed
+/// just before a new one takes its place, so the allocator hands the freed
+/// memory straight back (glibc's per-thread cache holds only a few chunks of
+/// each size, and freeing a thousand spans at once overflows it).
 #[inline]
-pub(crate) fn reuse(data: ExportedSpan) -> Arc<ExportedSpan> {
-    let pooled = POOL.with(|p| p.try_borrow_mut().ok().and_then(|mut p| p.pop()));
-    match pooled {
-        Some(mut arc) => match Arc::get_mut(&mut arc) {
-            Some(slot) => {
-                *slot = data;
-                arc
-            }
-            None => Arc::new(data),
-        },
-        None => Arc::new(data),
-    }
+pub(crate) fn pooled() -> Option<Arc<ExportedSpan>> {
+    let mut arc = POOL.with(|p| p.try_borrow_mut().ok().and_then(|mut p| p.pop()))?;
+    Arc::get_mut(&mut arc).is_some().then_some(arc)
 }
 
 /// Below this, emitting threads leave the bin alone.
 const COLLECT_AT: usize = 512;
+/// From this, an emitting thread frees what its pool has no room for.
+const FREE_AT: usize = 4096;
 /// Above this the pipeline frees spans itself (nobody is emitting).
 const MAX_HELD: usize = 16_384;
 
@@ -65,26 +61,109 @@ impl Recycler {
         spans.clear();
     }
 
-    /// Called on emitting threads: frees a full bin here.
+    /// Called on emitting threads: moves spans from the bin into this
+    /// thread's pool, as many as it has room for. The rest stay in the bin for
+    /// later calls, unless the bin holds `FREE_AT` or more (this thread ends
+    /// more spans than it starts): then they are freed here.
     pub(crate) fn collect(&self) {
-        if self.len.load(Ordering::Relaxed) < COLLECT_AT {
+        let len = self.len.load(Ordering::Relaxed);
+        if len < COLLECT_AT {
+            return;
+        }
+        let room = POOL.with(|p| {
+            p.try_borrow()
+                .map_or(0, |p| POOL_SIZE.saturating_sub(p.len()))
+        });
+        let free_rest = len >= FREE_AT;
+        if room < COLLECT_AT && !free_rest {
             return;
         }
         let mut taken = match self.bin.try_lock() {
             Ok(mut bin) => {
-                self.len.store(0, Ordering::Relaxed);
-                std::mem::take(&mut *bin)
+                let from = if free_rest {
+                    0
+                } else {
+                    bin.len().saturating_sub(room)
+                };
+                let taken = bin.split_off(from);
+                self.len.store(bin.len(), Ordering::Relaxed);
+                taken
             }
             Err(_) => return,
         };
         POOL.with(|p| {
             if let Ok(mut pool) = p.try_borrow_mut() {
-                let room = POOL_SIZE.saturating_sub(pool.len());
-                let keep = taken.len().min(room);
+                let keep = taken.len().min(POOL_SIZE.saturating_sub(pool.len()));
                 pool.extend(taken.drain(..keep));
             }
         });
         // The rest is freed here, on the thread that most likely allocated it.
         drop(taken);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use super::*;
+    use crate::id::{SpanId, TraceId};
+    use crate::span::SpanType;
+
+    fn spans(n: usize) -> Vec<Arc<ExportedSpan>> {
+        (0..n)
+            .map(|_| {
+                Arc::new(ExportedSpan::new(
+                    TraceId::random(),
+                    SpanId::random(),
+                    Cow::Borrowed("s"),
+                    SpanType::ToolCall,
+                ))
+            })
+            .collect()
+    }
+
+    fn pool_len() -> usize {
+        POOL.with(|p| p.borrow().len())
+    }
+
+    #[test]
+    fn a_thread_takes_what_its_pool_holds_and_frees_only_a_large_remainder() {
+        std::thread::spawn(|| {
+            let r = Recycler::default();
+            r.put(&mut spans(COLLECT_AT - 1));
+            r.collect();
+            assert_eq!(pool_len(), 0, "below COLLECT_AT the bin is left alone");
+
+            r.put(&mut spans(POOL_SIZE + 1));
+            r.collect();
+            assert_eq!(pool_len(), POOL_SIZE);
+            let left = COLLECT_AT;
+            assert_eq!(
+                r.len.load(Ordering::Relaxed),
+                left,
+                "the rest waits in the bin"
+            );
+
+            // A full pool takes nothing more until the bin reaches FREE_AT...
+            r.collect();
+            assert_eq!(r.len.load(Ordering::Relaxed), left);
+            // ...and then frees the remainder on this thread.
+            r.put(&mut spans(FREE_AT));
+            r.collect();
+            assert_eq!(r.len.load(Ordering::Relaxed), 0);
+            assert_eq!(pool_len(), POOL_SIZE);
+
+            // Pooled allocations are handed out only when nobody else holds them.
+            let shared = POOL.with(|p| p.borrow().last().cloned()).unwrap();
+            assert!(
+                pooled().is_none(),
+                "a span still held elsewhere is not reused"
+            );
+            drop(shared);
+            assert!(pooled().is_some());
+        })
+        .join()
+        .unwrap();
     }
 }

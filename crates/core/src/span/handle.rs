@@ -82,6 +82,33 @@ struct Live {
     child_ancestry: OnceLock<Arc<[Ancestor]>>,
 }
 
+/// A span allocation's placeholder content, overwritten at once by `start`.
+fn blank(trace_id: TraceId, span_id: SpanId, span_type: super::model::SpanType) -> ExportedSpan {
+    ExportedSpan {
+        trace_id,
+        span_id,
+        parent_span_id: None,
+        external_parent_span_id: None,
+        name: std::borrow::Cow::Borrowed(""),
+        span_type,
+        attributes: SpanAttributes::None,
+        metadata: serde_json::Map::new(),
+        tags: super::model::no_tags(),
+        user_id: None,
+        session_id: None,
+        entity: None,
+        input: None,
+        output: None,
+        error: None,
+        start_time: chrono::DateTime::UNIX_EPOCH,
+        end_time: None,
+        is_event: false,
+        is_root: true,
+        status: SpanStatus::Running,
+        ancestry: super::model::no_ancestors(),
+    }
+}
+
 impl Live {
     fn new(shared: &Arc<Shared>, data: Arc<ExportedSpan>, trace: Arc<TraceContext>) -> Live {
         let exported = shared.is_exported(&data);
@@ -167,32 +194,36 @@ impl Span {
         ancestry: Arc<[Ancestor]>,
         inherited_entity: Option<Arc<super::model::EntityInfo>>,
     ) -> Span {
-        let data = crate::bus::recycle::reuse(ExportedSpan {
-            trace_id,
-            span_id,
-            parent_span_id: parent,
-            external_parent_span_id: external_parent,
-            name: opts.name,
-            span_type: opts.span_type,
-            attributes: opts.attributes,
-            metadata: opts.metadata,
-            tags: trace.tags.clone(),
-            user_id: trace.user_id.clone(),
-            session_id: trace.session_id.clone(),
-            entity: opts.entity.or(inherited_entity),
-            input: match opts.input {
-                Some(v) if !trace.hide_input => Some(shared.bound(v)),
-                _ => None,
-            },
-            output: None,
-            error: None,
-            start_time: crate::clock::now(),
-            end_time: None,
-            is_event: false,
-            is_root: parent.is_none(),
-            status: SpanStatus::Running,
-            ancestry,
-        });
+        // A pooled allocation of this thread if there is one (see `recycle`):
+        // its fields are overwritten in place, each old value freed as its
+        // replacement arrives, and the span is not copied around whole.
+        let mut data = crate::bus::recycle::pooled()
+            .unwrap_or_else(|| Arc::new(blank(trace_id, span_id, opts.span_type)));
+        let s = Arc::make_mut(&mut data);
+        s.trace_id = trace_id;
+        s.span_id = span_id;
+        s.parent_span_id = parent;
+        s.external_parent_span_id = external_parent;
+        s.name = opts.name;
+        s.span_type = opts.span_type;
+        s.attributes = opts.attributes;
+        s.metadata = opts.metadata;
+        s.tags = trace.tags.clone();
+        s.user_id = trace.user_id.clone();
+        s.session_id = trace.session_id.clone();
+        s.entity = opts.entity.or(inherited_entity);
+        s.input = match opts.input {
+            Some(v) if !trace.hide_input => Some(shared.bound(v)),
+            _ => None,
+        };
+        s.output = None;
+        s.error = None;
+        s.start_time = crate::clock::now();
+        s.end_time = None;
+        s.is_event = false;
+        s.is_root = parent.is_none();
+        s.status = SpanStatus::Running;
+        s.ancestry = ancestry;
         shared.count_truncations(opts.truncations);
         let live = Live::new(shared, data, trace);
         if live.exported

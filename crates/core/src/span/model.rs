@@ -415,8 +415,9 @@ pub enum SpanAttributes {
     None,
     /// Agent attributes.
     Agent(AgentAttributes),
-    /// Model attributes.
-    Model(ModelAttributes),
+    /// Model attributes (boxed: they are several times larger than the
+    /// others, and every span would otherwise carry their size).
+    Model(Box<ModelAttributes>),
     /// Tool attributes.
     Tool(ToolAttributes),
     /// Workflow attributes.
@@ -446,7 +447,7 @@ impl SpanAttributes {
 
 impl From<ModelAttributes> for SpanAttributes {
     fn from(a: ModelAttributes) -> Self {
-        Self::Model(a)
+        Self::Model(Box::new(a))
     }
 }
 impl From<ToolAttributes> for SpanAttributes {
