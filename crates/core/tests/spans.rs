@@ -610,3 +610,108 @@ async fn events_and_updates_reach_exporters_that_subscribe() {
     assert_eq!(event.end_time, Some(event.start_time));
     assert_eq!(event.parent_span_id, Some(run.span_id()));
 }
+
+/// Checks ended spans as they are exported, without keeping them, so their
+/// allocations go back to the emitting thread's pool and are reused.
+#[derive(Debug, Clone, Default)]
+struct FreshnessCheck {
+    /// (plain spans seen, what was wrong with them)
+    seen: Arc<std::sync::Mutex<(usize, Vec<String>)>>,
+}
+
+#[aiobs_core::async_trait]
+impl aiobs_core::Exporter for FreshnessCheck {
+    fn name(&self) -> &str {
+        "freshness"
+    }
+    fn signals(&self) -> Signals {
+        Signals::ENDED_SPANS
+    }
+    fn batch_policy(&self) -> BatchPolicy {
+        BatchPolicy::default()
+    }
+    fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy::default()
+    }
+    async fn init(&self, _ctx: &ExporterContext) -> Result<(), ExportError> {
+        Ok(())
+    }
+    async fn export(&self, batch: &aiobs_core::ExportBatch) -> Result<ExportOutcome, ExportError> {
+        let mut seen = self.seen.lock().unwrap();
+        for e in batch.iter() {
+            let ObservabilityEvent::Span { span: s, .. } = &**e else {
+                continue;
+            };
+            if s.name != "plain" {
+                continue;
+            }
+            seen.0 += 1;
+            let stale = [
+                ("input", s.input.is_some()),
+                ("output", s.output.is_some()),
+                ("error", s.error.is_some()),
+                ("metadata", !s.metadata.is_empty()),
+                ("tags", !s.tags.is_empty()),
+                ("user", s.user_id.is_some()),
+                ("session", s.session_id.is_some()),
+                ("entity", s.entity.is_some()),
+                ("attributes", s.attributes != Default::default()),
+                ("parent", s.parent_span_id.is_some()),
+                ("status", s.status != SpanStatus::Ok),
+            ];
+            for (what, bad) in stale {
+                if bad && seen.1.len() < 10 {
+                    seen.1
+                        .push(format!("span {} kept a previous {what}", s.span_id));
+                }
+            }
+        }
+        Ok(ExportOutcome::all_delivered())
+    }
+    async fn flush(&self, _deadline: Instant) -> Result<(), ExportError> {
+        Ok(())
+    }
+    async fn shutdown(&self, _deadline: Instant) -> Result<(), ExportError> {
+        Ok(())
+    }
+}
+
+/// Span allocations are recycled through a per-thread pool and refilled in
+/// place: nothing of a previous span may survive into the next.
+#[test]
+fn a_recycled_span_allocation_carries_nothing_of_its_previous_span() {
+    let check = FreshnessCheck::default();
+    let obs = Observability::builder()
+        .exporter(check.clone())
+        .build()
+        .unwrap();
+    let waves = 5;
+    let per_wave = 1500;
+    for _ in 0..waves {
+        for i in 0..per_wave {
+            let root = obs.start_span(
+                SpanOptions::new("dirty", SpanType::AgentRun)
+                    .entity("agent", "a", None)
+                    .input("question")
+                    .metadata("k", i)
+                    .tracing(TracingOptions::new().user_id("u").session_id("s").tag("t")),
+            );
+            let mut child = root.child(
+                SpanOptions::new("dirty", SpanType::ModelGeneration)
+                    .attributes(ModelAttributes::new("m", "p").with_usage(Usage::new(1, 2))),
+            );
+            child.error(SpanError::new("boom"));
+            let mut root = root;
+            root.end_with_output("answer");
+        }
+        assert!(obs.flush_blocking(T).is_success());
+        for _ in 0..per_wave {
+            obs.start_span(SpanOptions::new("plain", SpanType::ToolCall))
+                .end();
+        }
+        assert!(obs.flush_blocking(T).is_success());
+    }
+    let seen = check.seen.lock().unwrap();
+    assert_eq!(seen.0, waves * per_wave);
+    assert!(seen.1.is_empty(), "{:#?}", seen.1);
+}

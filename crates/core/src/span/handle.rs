@@ -199,31 +199,55 @@ impl Span {
         // replacement arrives, and the span is not copied around whole.
         let mut data = crate::bus::recycle::pooled()
             .unwrap_or_else(|| Arc::new(blank(trace_id, span_id, opts.span_type)));
-        let s = Arc::make_mut(&mut data);
-        s.trace_id = trace_id;
-        s.span_id = span_id;
-        s.parent_span_id = parent;
-        s.external_parent_span_id = external_parent;
-        s.name = opts.name;
-        s.span_type = opts.span_type;
-        s.attributes = opts.attributes;
-        s.metadata = opts.metadata;
-        s.tags = trace.tags.clone();
-        s.user_id = trace.user_id.clone();
-        s.session_id = trace.session_id.clone();
-        s.entity = opts.entity.or(inherited_entity);
-        s.input = match opts.input {
+        // Every field is named, so a field added to `ExportedSpan` cannot be
+        // forgotten here (and keep a previous span's value).
+        let ExportedSpan {
+            trace_id: d_trace_id,
+            span_id: d_span_id,
+            parent_span_id: d_parent_span_id,
+            external_parent_span_id: d_external_parent_span_id,
+            name: d_name,
+            span_type: d_span_type,
+            attributes: d_attributes,
+            metadata: d_metadata,
+            tags: d_tags,
+            user_id: d_user_id,
+            session_id: d_session_id,
+            entity: d_entity,
+            input: d_input,
+            output: d_output,
+            error: d_error,
+            start_time: d_start_time,
+            end_time: d_end_time,
+            is_event: d_is_event,
+            is_root: d_is_root,
+            status: d_status,
+            ancestry: d_ancestry,
+        } = Arc::make_mut(&mut data);
+        *d_trace_id = trace_id;
+        *d_span_id = span_id;
+        *d_parent_span_id = parent;
+        *d_external_parent_span_id = external_parent;
+        *d_name = opts.name;
+        *d_span_type = opts.span_type;
+        *d_attributes = opts.attributes;
+        *d_metadata = opts.metadata;
+        *d_tags = trace.tags.clone();
+        *d_user_id = trace.user_id.clone();
+        *d_session_id = trace.session_id.clone();
+        *d_entity = opts.entity.or(inherited_entity);
+        *d_input = match opts.input {
             Some(v) if !trace.hide_input => Some(shared.bound(v)),
             _ => None,
         };
-        s.output = None;
-        s.error = None;
-        s.start_time = crate::clock::now();
-        s.end_time = None;
-        s.is_event = false;
-        s.is_root = parent.is_none();
-        s.status = SpanStatus::Running;
-        s.ancestry = ancestry;
+        *d_output = None;
+        *d_error = None;
+        *d_start_time = crate::clock::now();
+        *d_end_time = None;
+        *d_is_event = false;
+        *d_is_root = parent.is_none();
+        *d_status = SpanStatus::Running;
+        *d_ancestry = ancestry;
         shared.count_truncations(opts.truncations);
         let live = Live::new(shared, data, trace);
         if live.exported
