@@ -50,30 +50,20 @@ fn options() -> Options {
         .ok()
         .filter(|v| !v.is_empty());
     let args: Vec<String> = std::env::args().collect();
+    // The value after a flag, parsed; what does not parse keeps the default.
+    let value = |i: usize| args.get(i + 1).and_then(|v| v.parse().ok());
     let mut i = 1;
     while i < args.len() {
         match args[i].as_str() {
-            "--spans" => {
-                spans = args
-                    .get(i + 1)
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(spans);
-                i += 1;
+            "--spans" => spans = value(i).unwrap_or(spans),
+            "--rounds" => rounds = value(i).unwrap_or(rounds),
+            "--postgres" => postgres = args.get(i + 1).cloned(),
+            _ => {
+                i += 1; // cargo bench passes `--bench`
+                continue;
             }
-            "--postgres" => {
-                postgres = args.get(i + 1).cloned();
-                i += 1;
-            }
-            "--rounds" => {
-                rounds = args
-                    .get(i + 1)
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(rounds);
-                i += 1;
-            }
-            _ => {} // cargo bench passes `--bench`
         }
-        i += 1;
+        i += 2;
     }
     Options {
         spans: spans.max(SPANS_PER_TRACE) / SPANS_PER_TRACE * SPANS_PER_TRACE,

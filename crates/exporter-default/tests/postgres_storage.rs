@@ -85,21 +85,58 @@ async fn pg_store() -> Option<TestStore> {
     Some(TestStore::new(opener, Some(cleanup), None).await)
 }
 
+/// A configuration whose connections carry an application name of their own,
+/// so a test can find them in `pg_stat_activity`; and that name.
+fn named_config(url: &str, schema: &str) -> (PostgresConfig, String) {
+    let app = format!("aiobs_{schema}");
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let config = PostgresConfig::new(format!("{url}{sep}application_name={app}")).schema(schema);
+    (config, app)
+}
+
+/// Waits (up to 4 s) until `n` connections named `app` wait on a lock;
+/// returns how many do.
+async fn lock_waiters(admin: &tokio_postgres::Client, app: &str, n: usize) -> usize {
+    let mut waiting = 0;
+    for _ in 0..200 {
+        waiting = admin
+            .query(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = $1 \
+                 AND wait_event_type = 'Lock'",
+                &[&app],
+            )
+            .await
+            .unwrap()
+            .len();
+        if waiting >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    waiting
+}
+
+/// Terminates one connection named `app` that waits on a lock; returns how many it terminated.
+async fn kill_one_lock_waiter(admin: &tokio_postgres::Client, app: &str) -> usize {
+    admin
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 \
+             AND wait_event_type = 'Lock' ORDER BY pid LIMIT 1",
+            &[&app],
+        )
+        .await
+        .unwrap()
+        .len()
+}
+
 storage_suite!(postgres: pg_store);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_dropped_mid_batch_is_transient_and_nothing_is_lost() {
     let Some(url) = pg_url() else { return };
     let schema = new_schema();
-    let app = format!("aiobs_{schema}");
-    let sep = if url.contains('?') { '&' } else { '?' };
-    let storage = Arc::new(
-        PostgresStorage::connect(
-            PostgresConfig::new(format!("{url}{sep}application_name={app}")).schema(&schema),
-        )
-        .await
-        .unwrap(),
-    );
+    let (config, app) = named_config(&url, &schema);
+    let storage = Arc::new(PostgresStorage::connect(config).await.unwrap());
     let admin = client(&url, &schema).await;
     // Hold a lock so the next batch stops inside its transaction.
     let mut locker = client(&url, &schema).await;
@@ -113,23 +150,12 @@ async fn a_connection_dropped_mid_batch_is_transient_and_nothing_is_lost() {
         async move { s.write(b).await }
     });
     // Wait until the writer is blocked mid-batch, then kill its connection.
-    let mut killed = 0;
-    for _ in 0..200 {
-        let rows = admin
-            .query(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                 WHERE application_name = $1 AND wait_event_type = 'Lock'",
-                &[&app],
-            )
-            .await
-            .unwrap();
-        killed = rows.len();
-        if killed > 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(killed, 1, "the writer never blocked on the lock");
+    assert_eq!(
+        lock_waiters(&admin, &app, 1).await,
+        1,
+        "the writer never blocked on the lock"
+    );
+    assert_eq!(kill_one_lock_waiter(&admin, &app).await, 1);
     let err = writing.await.unwrap().unwrap_err();
     assert!(
         err.is_transient(),
@@ -157,17 +183,8 @@ async fn a_connection_dropped_mid_batch_is_transient_and_nothing_is_lost() {
 async fn a_batch_split_over_writers_fails_whole_and_its_retry_stores_each_span_once() {
     let Some(url) = pg_url() else { return };
     let schema = new_schema();
-    let app = format!("aiobs_{schema}");
-    let sep = if url.contains('?') { '&' } else { '?' };
-    let storage = Arc::new(
-        PostgresStorage::connect(
-            PostgresConfig::new(format!("{url}{sep}application_name={app}"))
-                .schema(&schema)
-                .writers(3),
-        )
-        .await
-        .unwrap(),
-    );
+    let (config, app) = named_config(&url, &schema);
+    let storage = Arc::new(PostgresStorage::connect(config.writers(3)).await.unwrap());
     // 120 traces: 600 spans (three parts of 200) plus 360 records.
     let traces: Vec<_> = (0..120).map(|i| rich_trace(i, "u", "s", &[])).collect();
     let batch = || {
@@ -193,33 +210,12 @@ async fn a_batch_split_over_writers_fails_whole_and_its_retry_stores_each_span_o
         async move { s.write(b).await }
     });
     // All three parts block on the lock; kill one of them, let the others commit.
-    let mut blocked = 0;
-    for _ in 0..200 {
-        blocked = admin
-            .query(
-                "SELECT pid FROM pg_stat_activity WHERE application_name = $1 \
-                 AND wait_event_type = 'Lock'",
-                &[&app],
-            )
-            .await
-            .unwrap()
-            .len();
-        if blocked == 3 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(blocked, 3, "the batch was not written as three parts");
-    let killed = admin
-        .query(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 \
-             AND wait_event_type = 'Lock' ORDER BY pid LIMIT 1",
-            &[&app],
-        )
-        .await
-        .unwrap()
-        .len();
-    assert_eq!(killed, 1);
+    assert_eq!(
+        lock_waiters(&admin, &app, 3).await,
+        3,
+        "the batch was not written as three parts"
+    );
+    assert_eq!(kill_one_lock_waiter(&admin, &app).await, 1);
     drop(lock);
     drop(locker);
     let err = writing.await.unwrap().unwrap_err();

@@ -93,7 +93,7 @@ impl Recycler {
         };
         POOL.with(|p| {
             if let Ok(mut pool) = p.try_borrow_mut() {
-                let keep = taken.len().min(POOL_SIZE.saturating_sub(pool.len()));
+                let keep = taken.len().min(room);
                 pool.extend(taken.drain(..keep));
             }
         });

@@ -82,33 +82,6 @@ struct Live {
     child_ancestry: OnceLock<Arc<[Ancestor]>>,
 }
 
-/// A span allocation's placeholder content, overwritten at once by `start`.
-fn blank(trace_id: TraceId, span_id: SpanId, span_type: super::model::SpanType) -> ExportedSpan {
-    ExportedSpan {
-        trace_id,
-        span_id,
-        parent_span_id: None,
-        external_parent_span_id: None,
-        name: std::borrow::Cow::Borrowed(""),
-        span_type,
-        attributes: SpanAttributes::None,
-        metadata: serde_json::Map::new(),
-        tags: super::model::no_tags(),
-        user_id: None,
-        session_id: None,
-        entity: None,
-        input: None,
-        output: None,
-        error: None,
-        start_time: chrono::DateTime::UNIX_EPOCH,
-        end_time: None,
-        is_event: false,
-        is_root: true,
-        status: SpanStatus::Running,
-        ancestry: super::model::no_ancestors(),
-    }
-}
-
 impl Live {
     fn new(shared: &Arc<Shared>, data: Arc<ExportedSpan>, trace: Arc<TraceContext>) -> Live {
         let exported = shared.is_exported(&data);
@@ -197,8 +170,14 @@ impl Span {
         // A pooled allocation of this thread if there is one (see `recycle`):
         // its fields are overwritten in place, each old value freed as its
         // replacement arrives, and the span is not copied around whole.
-        let mut data = crate::bus::recycle::pooled()
-            .unwrap_or_else(|| Arc::new(blank(trace_id, span_id, opts.span_type)));
+        let mut data = crate::bus::recycle::pooled().unwrap_or_else(|| {
+            Arc::new(ExportedSpan::placeholder(
+                trace_id,
+                span_id,
+                std::borrow::Cow::Borrowed(""),
+                opts.span_type,
+            ))
+        });
         // Every field is named, so a field added to `ExportedSpan` cannot be
         // forgotten here (and keep a previous span's value).
         let ExportedSpan {

@@ -625,11 +625,25 @@ impl ExportedSpan {
         span_type: SpanType,
     ) -> Self {
         Self {
+            start_time: Utc::now(),
+            ..Self::placeholder(trace_id, span_id, name.into(), span_type)
+        }
+    }
+
+    /// [`ExportedSpan::new`] without reading the clock (the start time is the
+    /// epoch): for allocations the span API fills in at once.
+    pub(crate) fn placeholder(
+        trace_id: TraceId,
+        span_id: SpanId,
+        name: Cow<'static, str>,
+        span_type: SpanType,
+    ) -> Self {
+        Self {
             trace_id,
             span_id,
             parent_span_id: None,
             external_parent_span_id: None,
-            name: name.into(),
+            name,
             span_type,
             attributes: SpanAttributes::None,
             metadata: Map::new(),
@@ -640,7 +654,7 @@ impl ExportedSpan {
             input: None,
             output: None,
             error: None,
-            start_time: Utc::now(),
+            start_time: DateTime::UNIX_EPOCH,
             end_time: None,
             is_event: false,
             is_root: true,
