@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
+use crate::bus::BlockingCalls;
+use crate::bus::timer::Timers;
 use crate::event::{ObservabilityEvent, Signals};
 
 /// One batch handed to [`Exporter::export`].
@@ -231,13 +233,85 @@ impl ExportOutcome {
     }
 }
 
-/// What an exporter is told when the pipeline starts.
+/// What an exporter is told when the pipeline starts ([`Exporter::init`]).
+///
+/// Keep a clone if the exporter calls blocking code: [`ExporterContext::run_blocking`].
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ExporterContext {
     /// The service name configured on the builder.
     pub service_name: String,
+    blocking: Arc<BlockingCalls>,
+    attempt_timeout: Duration,
+    timers: Timers,
 }
+
+impl ExporterContext {
+    pub(crate) fn new(service_name: String) -> Self {
+        Self {
+            service_name,
+            blocking: Arc::default(),
+            attempt_timeout: RetryPolicy::default().attempt_timeout,
+            timers: Timers::DeadlineThread,
+        }
+    }
+
+    /// The context one exporter's worker hands to it.
+    pub(crate) fn for_exporter(&self, attempt_timeout: Duration, timers: Timers) -> Self {
+        Self {
+            service_name: self.service_name.clone(),
+            blocking: Arc::default(),
+            attempt_timeout,
+            timers,
+        }
+    }
+
+    /// Runs blocking code — a synchronous vendor SDK call, a DNS lookup, a
+    /// large compression — on a thread where blocking is allowed, and awaits
+    /// its result without blocking the exporter's worker.
+    ///
+    /// The worker stays responsive meanwhile (its timers, its attempt
+    /// timeout, and in [`RuntimeMode::Handle`](crate::RuntimeMode::Handle) and
+    /// [`RuntimeMode::Inline`](crate::RuntimeMode::Inline) the other tasks on
+    /// the same thread). The closure runs on tokio's blocking pool when a
+    /// tokio runtime is current, else on a thread of its own.
+    ///
+    /// # Errors
+    ///
+    /// A [`Transient`](ErrorClass::Transient) error when the closure does not
+    /// return within the exporter's [`RetryPolicy::attempt_timeout`] (it keeps
+    /// running — a thread cannot be stopped — and its result is dropped), or
+    /// when [`MAX_RUNNING_BLOCKING_CALLS`] calls of this exporter are already
+    /// running (so a hung vendor call cannot make it start thread after
+    /// thread). A panic in the closure resumes in the caller, where the
+    /// worker counts the batch `ExporterPanicked`.
+    ///
+    /// ```
+    /// use aiobs_core::{ExportError, ExporterContext};
+    ///
+    /// // In `Exporter::init`, keep the context: `self.ctx.set(ctx.clone())`.
+    /// async fn send(ctx: &ExporterContext, body: Vec<u8>) -> Result<usize, ExportError> {
+    ///     ctx.run_blocking(move || {
+    ///         // e.g. a vendor SDK's synchronous `send_envelope(body)`
+    ///         body.len()
+    ///     })
+    ///     .await
+    /// }
+    /// ```
+    pub async fn run_blocking<R, F>(&self, f: F) -> Result<R, ExportError>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        self.blocking
+            .run(self.attempt_timeout, self.timers, f)
+            .await
+    }
+}
+
+/// At most this many [`ExporterContext::run_blocking`] calls of one exporter
+/// run at once (the one awaited and those that outlived their timeout).
+pub const MAX_RUNNING_BLOCKING_CALLS: usize = crate::bus::blocking::MAX_RUNNING_BLOCKING_CALLS;
 
 /// A destination for events.
 ///

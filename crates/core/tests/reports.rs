@@ -56,10 +56,7 @@ async fn a_request_learns_its_own_losses_even_after_another_callers_flush() {
     let mine = obs.flush_trace(trace_a, SECS10).await;
 
     let at_destination = acked_in_trace(&exporter, trace_a) as u64;
-    assert!(
-        at_destination < 50,
-        "the queue did not overflow: {mine}"
-    );
+    assert!(at_destination < 50, "the queue did not overflow: {mine}");
     let e = mine.exporter("small-queue").unwrap();
     assert!(mine.completed, "{mine}");
     assert_eq!(e.delivered, at_destination, "{mine}");
@@ -193,7 +190,14 @@ async fn a_request_learns_of_its_events_refused_at_the_ingress() {
         let delivered = r.exporter("gated").unwrap().delivered;
         assert_eq!(delivered, acked_in_trace(&exporter, t) as u64, "{r}");
         assert_eq!(delivered + r.lost(), 5, "{r}");
-        reported += r.pipeline_dropped.get(&DropReason::QueueFull).copied().unwrap_or(0);
+        reported += r
+            .pipeline_dropped
+            .get(&DropReason::QueueFull)
+            .copied()
+            .unwrap_or(0);
     }
-    assert_eq!(reported, refused, "every ingress loss reported to its request");
+    assert_eq!(
+        reported, refused,
+        "every ingress loss reported to its request"
+    );
 }

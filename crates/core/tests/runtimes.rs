@@ -107,7 +107,9 @@ fn blocking_calls_on_a_multi_thread_runtime_that_runs_the_pipeline_deliver() {
 /// The fourth case: inline mode on a runtime built without timers.
 #[test]
 fn inline_mode_on_a_runtime_without_timers_flushes_instead_of_panicking() {
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     let memory = InMemoryExporter::new();
     let obs = Observability::builder()
         .exporter(memory.clone())

@@ -1,0 +1,327 @@
+//! One exporter's lane as the rest of the pipeline sees it: its queue, its
+//! counters, its health, and the one place where an event's outcome is
+//! counted ([`Slot::settle`]).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tokio::sync::{Notify, mpsc};
+
+use super::Core;
+use super::barrier::Barrier;
+use super::ledger::{Account, lock};
+use crate::event::{ObservabilityEvent, Signal, Signals};
+use crate::exporter::{BatchPolicy, Exporter, RetryPolicy};
+use crate::stats::{Counters, DropReason, ExporterStats};
+
+pub(crate) type EventRef = Arc<ObservabilityEvent>;
+
+/// The accounts an event's outcome is counted into (see `ledger.rs`).
+#[derive(Debug, Clone)]
+pub(crate) struct Tag {
+    /// Its global epoch at this exporter.
+    pub(crate) epoch: Arc<Account>,
+    /// Its trace's account at this exporter (none for records without a
+    /// trace, or with the trace ledger disabled).
+    pub(crate) trace: Option<Arc<Account>>,
+}
+
+/// An event routed to one exporter, with its tag.
+#[derive(Debug)]
+pub(crate) struct Routed {
+    pub(crate) event: EventRef,
+    pub(crate) tag: Tag,
+}
+
+/// A message on an exporter's queue.
+pub(crate) enum WorkerMsg {
+    Events(Vec<Routed>),
+    Barrier(Arc<Barrier>),
+}
+
+/// How an event ended.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Outcome<'a> {
+    Delivered,
+    Lost(DropReason, Option<&'a str>),
+}
+
+/// A failure streak this long marks a destination *known to be failing*:
+/// a flush called then does not wait for it (its report says why at once).
+/// One failure alone does not: a single blip costs one backoff, not a report.
+pub(crate) const FAILING_AFTER: u32 = 2;
+
+/// What the worker knows of its destination's health.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Health {
+    /// Consecutive export attempts that failed (reset by one that answered).
+    pub(crate) failures: u32,
+    pub(crate) last_error: Option<String>,
+    /// When the next retry is due, while the worker waits in backoff.
+    pub(crate) retry_at: Option<Instant>,
+}
+
+/// Tells a worker to stop at once (its lane was abandoned).
+#[derive(Debug, Default)]
+pub(crate) struct Stop {
+    flag: AtomicBool,
+    notify: Notify,
+}
+
+impl Stop {
+    pub(crate) fn stop(&self) {
+        self.flag.store(true, Ordering::Release);
+        self.notify.notify_waiters();
+    }
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.flag.load(Ordering::Acquire)
+    }
+    pub(crate) async fn wait(&self) {
+        loop {
+            let notified = self.notify.notified();
+            if self.is_stopped() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// The shared half of an exporter's lane: what the router, stats and flush see.
+pub(crate) struct Slot {
+    pub(crate) index: usize,
+    pub(crate) name: String,
+    pub(crate) exporter: Arc<dyn Exporter>,
+    pub(crate) signals: Signals,
+    pub(crate) policy: BatchPolicy,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) counters: Counters,
+    /// Events in the queue, the batch buffer or in flight.
+    pub(crate) queued: AtomicUsize,
+    pub(crate) attempts: AtomicU64,
+    pub(crate) retries: AtomicU64,
+    pub(crate) disabled: AtomicBool,
+    /// Events accepted and not yet settled, per signal (for the drop observer).
+    unsettled: [AtomicU64; SIGNALS],
+    /// Held while outcomes are counted; `Some(reason)` once the lane was
+    /// abandoned (its worker's later outcomes are not counted again).
+    abandoned: Mutex<Option<DropReason>>,
+    pub(crate) health: Mutex<Health>,
+    pub(crate) tx: mpsc::UnboundedSender<WorkerMsg>,
+    pub(crate) stop: Stop,
+}
+
+const SIGNALS: usize = 7;
+
+fn signal_index(s: Signal) -> usize {
+    match s {
+        Signal::SpanStarted => 0,
+        Signal::SpanUpdated => 1,
+        Signal::SpanEnded => 2,
+        Signal::Log => 3,
+        Signal::Metric => 4,
+        Signal::Score => 5,
+        Signal::Feedback => 6,
+    }
+}
+
+const SIGNAL_ORDER: [Signal; SIGNALS] = [
+    Signal::SpanStarted,
+    Signal::SpanUpdated,
+    Signal::SpanEnded,
+    Signal::Log,
+    Signal::Metric,
+    Signal::Score,
+    Signal::Feedback,
+];
+
+impl Slot {
+    pub(crate) fn new(
+        index: usize,
+        exporter: Arc<dyn Exporter>,
+    ) -> (Arc<Slot>, mpsc::UnboundedReceiver<WorkerMsg>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let slot = Arc::new(Slot {
+            index,
+            name: exporter.name().to_owned(),
+            signals: exporter.signals(),
+            policy: exporter.batch_policy(),
+            retry: exporter.retry_policy(),
+            exporter,
+            counters: Counters::default(),
+            queued: AtomicUsize::new(0),
+            attempts: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            disabled: AtomicBool::new(false),
+            unsettled: Default::default(),
+            abandoned: Mutex::new(None),
+            health: Mutex::new(Health::default()),
+            tx,
+            stop: Stop::default(),
+        });
+        (slot, rx)
+    }
+
+    pub(crate) fn stats(&self) -> ExporterStats {
+        ExporterStats::from_snapshot(
+            &self.name,
+            self.counters.snapshot(),
+            self.attempts.load(Ordering::Relaxed),
+            self.retries.load(Ordering::Relaxed),
+            self.disabled.load(Ordering::Relaxed),
+        )
+    }
+
+    pub(crate) fn health(&self) -> Health {
+        lock(&self.health).clone()
+    }
+
+    /// Counts routed events as accepted by this exporter. Returns them, or
+    /// none if the lane was abandoned (they are then counted lost at once).
+    pub(crate) fn admit(&self, core: &Core, routed: Vec<Routed>) -> Vec<Routed> {
+        let abandoned = {
+            let guard = lock(&self.abandoned);
+            let n = routed.len() as u64;
+            self.counters.accept(n);
+            let mut run: Option<(&Arc<Account>, u64)> = None;
+            for r in &routed {
+                self.unsettled[signal_index(r.event.signal())].fetch_add(1, Ordering::AcqRel);
+                if let Some(t) = &r.tag.trace {
+                    t.accept(1);
+                }
+                run = match run {
+                    Some((a, k)) if Arc::ptr_eq(a, &r.tag.epoch) => Some((a, k + 1)),
+                    Some((a, k)) => {
+                        a.accept(k);
+                        Some((&r.tag.epoch, 1))
+                    }
+                    None => Some((&r.tag.epoch, 1)),
+                };
+            }
+            if let Some((a, k)) = run {
+                a.accept(k);
+            }
+            *guard
+        };
+        match abandoned {
+            None => routed,
+            Some(reason) => {
+                self.settle(
+                    core,
+                    routed.iter().map(|r| (&r.event, &r.tag)),
+                    Outcome::Lost(reason, None),
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    /// Counts the outcome of events this exporter accepted: in its
+    /// cumulative counters, in each event's ledger accounts, and to the drop
+    /// observer. The only place an event becomes terminal.
+    pub(crate) fn settle<'a>(
+        &self,
+        core: &Core,
+        items: impl IntoIterator<Item = (&'a EventRef, &'a Tag)>,
+        outcome: Outcome<'_>,
+    ) {
+        let mut by_signal = [0u64; SIGNALS];
+        let mut total = 0u64;
+        {
+            let guard = lock(&self.abandoned);
+            if guard.is_some() {
+                return; // already counted when the lane was abandoned
+            }
+            let count = |a: &Account, n: u64| match outcome {
+                Outcome::Delivered => a.deliver(n),
+                Outcome::Lost(reason, _) => a.lose(reason, n),
+            };
+            let mut epoch_run: Option<(&Arc<Account>, u64)> = None;
+            let mut trace_run: Option<(&Arc<Account>, u64)> = None;
+            for (event, tag) in items {
+                total += 1;
+                by_signal[signal_index(event.signal())] += 1;
+                epoch_run = match epoch_run {
+                    Some((a, k)) if Arc::ptr_eq(a, &tag.epoch) => Some((a, k + 1)),
+                    Some((a, k)) => {
+                        count(a, k);
+                        Some((&tag.epoch, 1))
+                    }
+                    None => Some((&tag.epoch, 1)),
+                };
+                if let Some(t) = &tag.trace {
+                    trace_run = match trace_run {
+                        Some((a, k)) if Arc::ptr_eq(a, t) => Some((a, k + 1)),
+                        Some((a, k)) => {
+                            count(a, k);
+                            Some((t, 1))
+                        }
+                        None => Some((t, 1)),
+                    };
+                }
+            }
+            for (a, k) in epoch_run.into_iter().chain(trace_run) {
+                count(a, k);
+            }
+            for (i, n) in by_signal.iter().enumerate() {
+                if *n > 0 {
+                    self.unsettled[i].fetch_sub(*n, Ordering::AcqRel);
+                }
+            }
+            match outcome {
+                Outcome::Delivered => self.counters.pass(total),
+                Outcome::Lost(reason, detail) => {
+                    self.counters.lose(&self.name, reason, total, detail);
+                }
+            }
+        }
+        if let Outcome::Lost(reason, _) = outcome {
+            for (i, n) in by_signal.iter().enumerate() {
+                core.drops
+                    .notify(Some(&self.name), SIGNAL_ORDER[i], reason, *n);
+            }
+        }
+    }
+
+    /// Gives up on everything this exporter still holds: counted lost for
+    /// `reason` in its counters and in every ledger account, told to the
+    /// drop observer; its worker is told to stop, and whatever it does later
+    /// is not counted again. Returns how many events were given up.
+    pub(crate) fn abandon(&self, core: &Core, reason: DropReason, detail: &str) -> u64 {
+        let mut lost_by_signal = [0u64; SIGNALS];
+        let lost = {
+            let mut guard = lock(&self.abandoned);
+            if guard.is_some() {
+                return 0;
+            }
+            *guard = Some(reason);
+            let accounts = core
+                .global
+                .accounts(self.index)
+                .into_iter()
+                .chain(core.traces.accounts(self.index))
+                .chain(core.barriers.placed_accounts(self.index));
+            for a in accounts {
+                a.abandon(reason);
+            }
+            let pending = self.stats().pending;
+            self.counters
+                .lose(&self.name, reason, pending, Some(detail));
+            for (i, n) in lost_by_signal.iter_mut().enumerate() {
+                *n = self.unsettled[i].swap(0, Ordering::AcqRel);
+            }
+            pending
+        };
+        self.stop.stop();
+        for (i, n) in lost_by_signal.iter().enumerate() {
+            core.drops
+                .notify(Some(&self.name), SIGNAL_ORDER[i], reason, *n);
+        }
+        lost
+    }
+
+    pub(crate) fn is_abandoned(&self) -> bool {
+        lock(&self.abandoned).is_some()
+    }
+}

@@ -1,0 +1,336 @@
+//! The router: drains the ingress, runs processors once per event, tags each
+//! event with its ledger accounts, fans it out to the exporters' queues, and
+//! places barriers behind everything emitted before them.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::FutureExt;
+use tokio::sync::mpsc;
+
+use super::Core;
+use super::OverflowPolicy;
+use super::barrier::{Barrier, LaneResult, Placed};
+use super::ingress::Queued;
+use super::ledger::Account;
+use super::queue::{EventRef, Outcome, Routed, Slot, Tag, WorkerMsg};
+use super::timer::Timers;
+use crate::event::Signal;
+use crate::id::TraceId;
+use crate::processor::{self, AsyncProcessor, SpanProcessor, Verdict};
+use crate::stats::DropReason;
+
+/// A message for the router, besides events.
+pub(crate) enum Control {
+    Barrier(Arc<Barrier>),
+}
+
+/// Drains the ingress, runs processors once per event, fans out to exporter queues.
+pub(crate) struct Router {
+    processors: Vec<Arc<dyn SpanProcessor>>,
+    async_processors: Vec<Arc<dyn AsyncProcessor>>,
+    scratch: Vec<Queued>,
+    timers: Timers,
+}
+
+/// How long the router lets events accumulate between passes while busy:
+/// one wake-up per millisecond of traffic rather than one per event.
+const ROUTER_LINGER: Duration = Duration::from_millis(1);
+
+impl Router {
+    pub(crate) fn new(
+        processors: Vec<Arc<dyn SpanProcessor>>,
+        async_processors: Vec<Arc<dyn AsyncProcessor>>,
+        timers: Timers,
+    ) -> Self {
+        Self {
+            processors,
+            async_processors,
+            scratch: Vec::new(),
+            timers,
+        }
+    }
+
+    /// One pass: everything in the ingress now goes to the exporter queues.
+    pub(crate) async fn route(&mut self, core: &Core) -> usize {
+        let mut events = std::mem::take(&mut self.scratch);
+        if core.ingress.drain_into(&mut events) == 0 {
+            self.scratch = events;
+            return 0;
+        }
+        let total = events.len() as u64;
+        let mut kept: Vec<EventRef> = Vec::with_capacity(events.len());
+        let mut filtered = [0u64; SIGNALS.len()];
+        let mut panicked = [0u64; SIGNALS.len()];
+        for ev in events.drain(..) {
+            let mut ev = Arc::new(ev.into_event());
+            match self.run_processors(&mut ev) {
+                Ok(Verdict::Keep) => kept.push(ev),
+                Ok(Verdict::Drop) => filtered[signal_slot(ev.signal())] += 1,
+                Err(()) => {
+                    panicked[signal_slot(ev.signal())] += 1;
+                    if let Some(t) = ev.trace_id() {
+                        core.traces
+                            .lose_in_pipeline(t, DropReason::ProcessorPanicked, 1);
+                    }
+                }
+            }
+        }
+        self.scratch = events;
+        for ap in &self.async_processors {
+            let before = count_signals(&kept);
+            if std::panic::AssertUnwindSafe(ap.process(&mut kept))
+                .catch_unwind()
+                .await
+                .is_err()
+            {
+                tracing::error!(target: "aiobs", processor = ap.name(), "async processor panicked; its batch passes unprocessed");
+            }
+            let after = count_signals(&kept);
+            for i in 0..SIGNALS.len() {
+                filtered[i] += before[i].saturating_sub(after[i]);
+            }
+        }
+        for (i, s) in SIGNALS.iter().enumerate() {
+            core.lose_routed(DropReason::Filtered, *s, filtered[i]);
+            core.lose_routed(DropReason::ProcessorPanicked, *s, panicked[i]);
+        }
+        let routed = self.tag(core, &kept);
+        drop(kept);
+        for (slot, routed) in core.slots.iter().zip(routed) {
+            if !routed.is_empty() {
+                self.enqueue(core, slot, routed).await;
+            }
+        }
+        let lost: u64 = filtered.iter().chain(&panicked).sum();
+        core.counters.pass(total.saturating_sub(lost));
+        total as usize
+    }
+
+    /// Per exporter, the events it subscribed to, each tagged with its
+    /// accounts: the exporter's open global account and its trace's account.
+    fn tag(&self, core: &Core, kept: &[EventRef]) -> Vec<Vec<Routed>> {
+        let slots = &core.slots;
+        let epochs: Vec<Arc<Account>> =
+            slots.iter().map(|s| core.global.current(s.index)).collect();
+        let mut routed: Vec<Vec<Routed>> = slots.iter().map(|_| Vec::new()).collect();
+        // Events of one trace tend to come together: remember the last account per lane.
+        let mut last: Vec<Option<(TraceId, Arc<Account>)>> = vec![None; slots.len()];
+        let mut traces = core.traces.lock();
+        for ev in kept {
+            let signal = ev.signal();
+            let trace = ev.trace_id();
+            for (i, slot) in slots.iter().enumerate() {
+                if !slot.signals.contains(signal) {
+                    continue;
+                }
+                let trace_account = match trace {
+                    None => None,
+                    Some(t) => match &last[i] {
+                        Some((lt, a)) if *lt == t => Some(a.clone()),
+                        _ => {
+                            let a = traces.account(t, i);
+                            last[i] = a.clone().map(|a| (t, a));
+                            a
+                        }
+                    },
+                };
+                routed[i].push(Routed {
+                    event: ev.clone(),
+                    tag: Tag {
+                        epoch: epochs[i].clone(),
+                        trace: trace_account,
+                    },
+                });
+            }
+        }
+        routed
+    }
+
+    fn run_processors(&self, ev: &mut EventRef) -> Result<Verdict, ()> {
+        for proc in &self.processors {
+            let verdict = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| processor::apply(&**proc, ev)))
+                .map_err(|_| {
+                    tracing::error!(target: "aiobs", processor = proc.name(), "processor panicked; event dropped");
+                })?;
+            if verdict == Verdict::Drop {
+                return Ok(Verdict::Drop);
+            }
+        }
+        Ok(Verdict::Keep)
+    }
+
+    /// Hands events to an exporter's queue, honouring its capacity and the overflow policy.
+    async fn enqueue(&self, core: &Core, slot: &Slot, routed: Vec<Routed>) {
+        let mut routed = slot.admit(core, routed);
+        let cap = slot.policy.queue_capacity;
+        // Under `Block`, admit events piece by piece as the worker frees room
+        // (a routed chunk may be larger than the whole queue).
+        let until = match core.overflow {
+            OverflowPolicy::Block { timeout } if core.background => Some(Instant::now() + timeout),
+            _ => None,
+        };
+        while !routed.is_empty() {
+            let room = cap.saturating_sub(slot.queued.load(std::sync::atomic::Ordering::Acquire));
+            if room == 0 {
+                match until {
+                    Some(t) if Instant::now() < t => {
+                        self.timers
+                            .sleep_until(Instant::now() + Duration::from_millis(1))
+                            .await;
+                        continue;
+                    }
+                    _ => break,
+                }
+            }
+            let rest = if room < routed.len() {
+                routed.split_off(room)
+            } else {
+                Vec::new()
+            };
+            hand_to_worker(core, slot, std::mem::replace(&mut routed, rest));
+        }
+        if !routed.is_empty() {
+            slot.settle(
+                core,
+                routed.iter().map(|r| (&r.event, &r.tag)),
+                Outcome::Lost(DropReason::QueueFull, Some("exporter queue full")),
+            );
+        }
+    }
+
+    /// Places a barrier behind everything routed so far: it takes its
+    /// accounts from the ledgers. Returns whether it was placed (not if its
+    /// caller already gave up on it).
+    pub(crate) fn place(core: &Core, b: &Barrier) -> bool {
+        b.place(|| {
+            let lanes = core.slots.len();
+            let mut placed = Placed::default();
+            match b.trace {
+                None => {
+                    for lane in 0..lanes {
+                        if b.in_scope(lane) {
+                            let (seq, own) = core.global.rotate(lane);
+                            placed.seqs.push(seq);
+                            placed.accounts.push(Some(own));
+                        } else {
+                            placed.seqs.push(0);
+                            placed.accounts.push(None);
+                        }
+                    }
+                    placed.pipeline_lost = core
+                        .global
+                        .pipeline_since_last(core.counters.lost_by_reason());
+                }
+                Some(t) => {
+                    let take = core.traces.take(t, &b.scope);
+                    placed.seqs = vec![take.seq; lanes];
+                    placed.accounts = take.accounts;
+                    placed.coverage = take.coverage;
+                }
+            }
+            placed
+        })
+    }
+
+    /// Background modes: routes what is ahead of the barrier, places it and
+    /// sends it down every exporter queue it concerns.
+    async fn pass_on(&mut self, core: &Core, b: &Arc<Barrier>) {
+        // Everything emitted before the barrier is in the ingress: route it first.
+        self.route(core).await;
+        if !Self::place(core, b) {
+            return;
+        }
+        for slot in &core.slots {
+            if b.in_scope(slot.index) && slot.tx.send(WorkerMsg::Barrier(b.clone())).is_err() {
+                b.record(slot.index, LaneResult::Stopped);
+            }
+        }
+    }
+}
+
+fn hand_to_worker(core: &Core, slot: &Slot, events: Vec<Routed>) {
+    let k = events.len();
+    slot.queued
+        .fetch_add(k, std::sync::atomic::Ordering::AcqRel);
+    if let Err(mpsc::error::SendError(msg)) = slot.tx.send(WorkerMsg::Events(events)) {
+        // The worker is gone (stopped at a shutdown deadline).
+        slot.queued
+            .fetch_sub(k, std::sync::atomic::Ordering::AcqRel);
+        if let WorkerMsg::Events(events) = msg {
+            slot.settle(
+                core,
+                events.iter().map(|r| (&r.event, &r.tag)),
+                Outcome::Lost(DropReason::AfterShutdown, Some("exporter worker stopped")),
+            );
+        }
+    }
+}
+
+const SIGNALS: [Signal; 7] = [
+    Signal::SpanStarted,
+    Signal::SpanUpdated,
+    Signal::SpanEnded,
+    Signal::Log,
+    Signal::Metric,
+    Signal::Score,
+    Signal::Feedback,
+];
+
+fn signal_slot(s: Signal) -> usize {
+    SIGNALS.iter().position(|x| *x == s).unwrap_or(0)
+}
+
+fn count_signals(events: &[EventRef]) -> [u64; SIGNALS.len()] {
+    let mut n = [0u64; SIGNALS.len()];
+    for e in events {
+        n[signal_slot(e.signal())] += 1;
+    }
+    n
+}
+
+/// The background router task: routes while events arrive, lingers while
+/// busy, sleeps while idle, and places barriers as they come.
+pub(crate) async fn router_loop(
+    core: Arc<Core>,
+    mut router: Router,
+    mut control: mpsc::UnboundedReceiver<Control>,
+) {
+    let halt = std::pin::pin!(core.halt.wait());
+    let run = std::pin::pin!(async {
+        loop {
+            let busy = router.route(&core).await > 0;
+            let woken = core.ingress.wake.notified();
+            if !busy {
+                // Going idle: producers wake us from now on. Drain once more for a
+                // push that raced with the flag and skipped its wake-up.
+                core.ingress.set_idle();
+                if router.route(&core).await > 0 {
+                    continue;
+                }
+            }
+            let timers = router.timers;
+            let pause = async {
+                if busy {
+                    timers.sleep_until(Instant::now() + ROUTER_LINGER).await;
+                } else {
+                    woken.await;
+                }
+            };
+            tokio::select! {
+                biased;
+                c = control.recv() => match c {
+                    Some(Control::Barrier(b)) => {
+                        router.pass_on(&core, &b).await;
+                        if b.shutdown && b.is_placed() {
+                            return;
+                        }
+                    }
+                    None => return,
+                },
+                () = pause => {}
+            }
+        }
+    });
+    let _either = futures_util::future::select(halt, run).await;
+}
