@@ -54,12 +54,13 @@ pub use event::{
 };
 pub use exporter::{
     BatchPolicy, ErrorClass, ExportBatch, ExportError, ExportOutcome, Exporter, ExporterContext,
-    ItemRejection, RetryPolicy,
+    ItemRejection, MAX_RUNNING_BLOCKING_CALLS, RetryPolicy,
 };
 pub use id::{IdError, SpanId, TraceId, TraceParent};
 pub use memory::InMemoryExporter;
 pub use observability::{
-    BuildError, Observability, ObservabilityBuilder, ObservabilityGuard, SpanFilter,
+    BuildError, DEFAULT_TRACE_LEDGER_CAPACITY, Observability, ObservabilityBuilder,
+    ObservabilityGuard, SpanFilter,
 };
 pub use payload::SerializationLimits;
 pub use processor::{AsyncProcessor, RedactionStyle, SensitiveDataFilter, SpanProcessor, Verdict};
@@ -70,7 +71,8 @@ pub use span::{
     ToolAttributes, TracingOptions, Usage, WorkflowAttributes,
 };
 pub use stats::{
-    DropReason, ExporterFlushReport, ExporterStats, FlushReport, PipelineStats, Stats,
+    Coverage, DropReason, DroppedEvents, ExporterFlushReport, ExporterStats, FlushReport,
+    FlushScope, PipelineStats, Stats,
 };
 pub use tracking::{TrackedEvent, Tracking, TrackingExporter, TrackingLimits};
 
