@@ -69,25 +69,24 @@ impl Shared {
             core.lose_at_emit(DropReason::NoExporter, event.signal(), event.trace_id());
             return;
         }
-        let (signal, trace) = (event.signal(), event.trace_id());
-        let reason = match core.ingress.push(Queued::from(event)) {
+        let (reason, refused) = match core.ingress.push(Queued::from(event)) {
             Ok(()) => {
                 core.recycler.collect();
                 return;
             }
-            Err(Refused::Closed) => DropReason::AfterShutdown,
+            Err(Refused::Closed(event)) => (DropReason::AfterShutdown, event),
             Err(Refused::Full(event)) => match core.overflow {
                 OverflowPolicy::Block { timeout } if !self.pipeline.is_inline() => {
                     match core.ingress.push_blocking(event, timeout) {
                         Ok(()) => return,
-                        Err(Refused::Closed) => DropReason::AfterShutdown,
-                        Err(Refused::Full(_)) => DropReason::QueueFull,
+                        Err(Refused::Closed(event)) => (DropReason::AfterShutdown, event),
+                        Err(Refused::Full(event)) => (DropReason::QueueFull, event),
                     }
                 }
-                _ => DropReason::QueueFull,
+                _ => (DropReason::QueueFull, event),
             },
         };
-        core.lose_at_emit(reason, signal, trace);
+        core.lose_at_emit(reason, refused.signal(), refused.trace_id());
     }
 
     fn wants(&self, s: Signal) -> bool {

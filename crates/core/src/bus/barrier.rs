@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use futures_util::task::AtomicWaker;
 
-use super::ledger::{Account, TraceCoverage, lock};
+use super::ledger::{AccountRef, TraceCoverage, lock};
 use super::timer::Timers;
 use crate::id::TraceId;
 use crate::stats::DropReason;
@@ -108,7 +108,7 @@ pub(crate) struct Placed {
     /// Per exporter lane: the barrier's place in that lane's ledger.
     pub(crate) seqs: Vec<u64>,
     /// Per exporter lane (and, for trace barriers, the pipeline lane last).
-    pub(crate) accounts: Vec<Option<Arc<Account>>>,
+    pub(crate) accounts: Vec<Option<AccountRef>>,
     /// Global barriers: pipeline losses since the previous global barrier.
     pub(crate) pipeline_lost: BTreeMap<DropReason, u64>,
     pub(crate) coverage: TraceCoverage,
@@ -230,7 +230,7 @@ impl Barriers {
     }
 
     /// Accounts of `lane` held by placed barriers not yet reported.
-    pub(crate) fn placed_accounts(&self, lane: usize) -> Vec<Arc<Account>> {
+    pub(crate) fn placed_accounts(&self, lane: usize) -> Vec<AccountRef> {
         let live: Vec<Arc<Barrier>> = lock(&self.live).clone();
         live.iter()
             .filter_map(|b| match &b.state().placement {

@@ -96,6 +96,38 @@ impl Account {
     }
 }
 
+/// One lane's account of a trace: the trace's accounts of every lane live in
+/// one allocation.
+pub(crate) type TraceAccounts = Arc<[Account]>;
+
+/// An account held by a ledger or a barrier: a lane's own, or one lane of a
+/// trace's set.
+#[derive(Debug, Clone)]
+pub(crate) enum AccountRef {
+    One(Arc<Account>),
+    Lane(TraceAccounts, usize),
+}
+
+impl std::ops::Deref for AccountRef {
+    type Target = Account;
+    fn deref(&self) -> &Account {
+        match self {
+            AccountRef::One(a) => a,
+            AccountRef::Lane(set, i) => &set[*i],
+        }
+    }
+}
+
+fn new_trace_accounts(lanes: usize, spare: &mut Vec<TraceAccounts>) -> TraceAccounts {
+    spare
+        .pop()
+        .unwrap_or_else(|| (0..=lanes).map(|_| Account::default()).collect())
+}
+
+/// Spare trace account sets kept for reuse (an evicted trace's, when no event
+/// refers to it any more): a trace then costs no allocation.
+const SPARE_TRACE_ACCOUNTS: usize = 256;
+
 /// What an account holds at one moment, or a difference of two such moments.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Tally {
@@ -143,7 +175,7 @@ impl Tally {
 pub(crate) struct Carried {
     /// The place of the barrier that owned it.
     seq: u64,
-    account: Arc<Account>,
+    account: AccountRef,
     reported: Tally,
 }
 
@@ -239,12 +271,7 @@ impl GlobalLedger {
     /// The report of the barrier at `seq` takes the carried accounts of
     /// earlier barriers; then its own account (already tallied as `own`) is
     /// carried if events of it are still pending.
-    pub(crate) fn report(
-        &self,
-        lane: usize,
-        seq: u64,
-        own: Option<(&Arc<Account>, Tally)>,
-    ) -> Taken {
+    pub(crate) fn report(&self, lane: usize, seq: u64, own: Option<(&AccountRef, Tally)>) -> Taken {
         let mut l = lock(&self.lanes[lane]);
         let mut taken = Taken::default();
         adopt(&mut l.carried, seq, &mut taken);
@@ -264,7 +291,7 @@ impl GlobalLedger {
 
     /// A barrier placed at `seq` will never be reported (its caller gave up
     /// before the report): its account is carried whole.
-    pub(crate) fn carry_unreported(&self, lane: usize, seq: u64, account: Arc<Account>) {
+    pub(crate) fn carry_unreported(&self, lane: usize, seq: u64, account: AccountRef) {
         lock(&self.lanes[lane]).carried.push(Carried {
             seq,
             account,
@@ -273,9 +300,9 @@ impl GlobalLedger {
     }
 
     /// Every account of `lane` the ledger holds (open and carried).
-    pub(crate) fn accounts(&self, lane: usize) -> Vec<Arc<Account>> {
+    pub(crate) fn accounts(&self, lane: usize) -> Vec<AccountRef> {
         let l = lock(&self.lanes[lane]);
-        std::iter::once(l.current.clone())
+        std::iter::once(AccountRef::One(l.current.clone()))
             .chain(l.carried.iter().map(|c| c.account.clone()))
             .collect()
     }
@@ -314,8 +341,8 @@ pub(crate) struct TraceCoverage {
 
 #[derive(Debug)]
 struct TraceEntry {
-    /// Per exporter lane, then the pipeline lane last.
-    accounts: Box<[Option<Arc<Account>>]>,
+    /// The open accounts: per exporter lane, then the pipeline lane last.
+    accounts: Option<TraceAccounts>,
     /// `flush_trace` barriers placed for this trace.
     seq: u64,
     /// (lane, account) of earlier reports with events still pending.
@@ -328,7 +355,7 @@ struct TraceEntry {
 
 impl TraceEntry {
     fn is_idle(&self) -> bool {
-        self.carried.is_empty() && self.accounts.iter().all(Option::is_none)
+        self.carried.is_empty() && self.accounts.is_none()
     }
 }
 
@@ -337,7 +364,7 @@ impl TraceEntry {
 pub(crate) struct TraceTake {
     pub(crate) seq: u64,
     /// Per exporter lane, then the pipeline lane last.
-    pub(crate) accounts: Vec<Option<Arc<Account>>>,
+    pub(crate) accounts: Vec<Option<AccountRef>>,
     pub(crate) coverage: TraceCoverage,
 }
 
@@ -360,6 +387,7 @@ pub(crate) struct TraceTable {
     evicted_order: VecDeque<TraceId>,
     /// More traces were evicted than `evicted` remembers.
     forgot: bool,
+    spare: Vec<TraceAccounts>,
 }
 
 /// Evicted trace ids remembered, per unit of capacity.
@@ -367,10 +395,13 @@ const EVICTED_REMEMBERED_PER_TRACE: usize = 4;
 
 impl TraceLedger {
     pub(crate) fn new(lanes: usize, capacity: usize) -> Self {
+        let mut table = TraceTable::default();
+        // Room for the churn of one-off traces without growing or rehashing often.
+        table.entries.reserve(capacity + capacity / 2);
         Self {
             lanes,
             capacity,
-            table: Mutex::new(TraceTable::default()),
+            table: Mutex::new(table),
         }
     }
 
@@ -393,8 +424,8 @@ impl TraceLedger {
 
     /// Counts `n` of `trace`'s events lost before any exporter.
     pub(crate) fn lose_in_pipeline(&self, trace: TraceId, reason: DropReason, n: u64) {
-        if let Some(a) = self.lock().account(trace, self.lanes) {
-            a.lose(reason, n);
+        if let Some(a) = self.lock().accounts(trace) {
+            a[self.lanes].lose(reason, n);
         }
     }
 
@@ -416,17 +447,29 @@ impl TraceLedger {
             };
         };
         entry.seq += 1;
-        let accounts = (0..=lanes)
-            .map(|i| {
+        let seq = entry.seq;
+        let set = entry.accounts.take();
+        let mut accounts = vec![None; lanes + 1];
+        if let Some(set) = set {
+            for (i, slot) in accounts.iter_mut().enumerate() {
+                let lane = AccountRef::Lane(set.clone(), i);
                 if i == lanes || scope.get(i).copied().unwrap_or(false) {
-                    entry.accounts[i].take()
-                } else {
-                    None
+                    *slot = Some(lane);
+                } else if lane.tally() != Tally::default() {
+                    // Out of this call's scope: the next flush_trace covering it reports it.
+                    entry.carried.push((
+                        i,
+                        Carried {
+                            seq,
+                            account: lane,
+                            reported: Tally::default(),
+                        },
+                    ));
                 }
-            })
-            .collect();
+            }
+        }
         let take = TraceTake {
-            seq: entry.seq,
+            seq,
             accounts,
             coverage: TraceCoverage {
                 evicted: entry.evicted,
@@ -443,7 +486,7 @@ impl TraceLedger {
         trace: TraceId,
         lane: usize,
         seq: u64,
-        own: Option<(&Arc<Account>, Tally)>,
+        own: Option<(&AccountRef, Tally)>,
     ) -> Taken {
         let mut t = lock(&self.table);
         let mut taken = Taken::default();
@@ -494,7 +537,7 @@ impl TraceLedger {
         trace: TraceId,
         lane: usize,
         seq: u64,
-        account: Arc<Account>,
+        account: AccountRef,
     ) {
         let mut t = lock(&self.table);
         if let Some(entry) = t.entries.get_mut(&trace) {
@@ -510,17 +553,20 @@ impl TraceLedger {
     }
 
     /// Every trace account of `lane` the ledger holds (open and carried).
-    pub(crate) fn accounts(&self, lane: usize) -> Vec<Arc<Account>> {
+    pub(crate) fn accounts(&self, lane: usize) -> Vec<AccountRef> {
         let t = lock(&self.table);
         t.entries
             .values()
             .flat_map(|e| {
-                e.accounts[lane].iter().cloned().chain(
-                    e.carried
-                        .iter()
-                        .filter(|(l, _)| *l == lane)
-                        .map(|(_, c)| c.account.clone()),
-                )
+                e.accounts
+                    .iter()
+                    .map(|set| AccountRef::Lane(set.clone(), lane))
+                    .chain(
+                        e.carried
+                            .iter()
+                            .filter(|(l, _)| *l == lane)
+                            .map(|(_, c)| c.account.clone()),
+                    )
             })
             .collect()
     }
@@ -538,10 +584,10 @@ pub(crate) struct TraceGuard<'a> {
 }
 
 impl TraceGuard<'_> {
-    /// The open account of `trace` at `lane`, created if needed (evicting
-    /// the least recently active trace when the ledger is full). `None` when
-    /// the trace ledger is disabled.
-    pub(crate) fn account(&mut self, trace: TraceId, lane: usize) -> Option<Arc<Account>> {
+    /// The open accounts of `trace` (every lane), created if needed
+    /// (evicting the least recently active trace when the ledger is full).
+    /// `None` when the trace ledger is disabled.
+    pub(crate) fn accounts(&mut self, trace: TraceId) -> Option<TraceAccounts> {
         let capacity = self.ledger.capacity;
         if capacity == 0 {
             return None;
@@ -560,7 +606,7 @@ impl TraceGuard<'_> {
             t.entries.insert(
                 trace,
                 TraceEntry {
-                    accounts: vec![None; lanes + 1].into_boxed_slice(),
+                    accounts: None,
                     seq: 0,
                     carried: Vec::new(),
                     evicted,
@@ -577,8 +623,9 @@ impl TraceGuard<'_> {
         }
         let entry = t.entries.get_mut(&trace)?;
         Some(
-            entry.accounts[lane]
-                .get_or_insert_with(Account::new)
+            entry
+                .accounts
+                .get_or_insert_with(|| new_trace_accounts(lanes, &mut t.spare))
                 .clone(),
         )
     }
@@ -595,7 +642,13 @@ impl TraceTable {
                 self.clock.push_back(id);
                 continue;
             }
-            self.entries.remove(&id);
+            if let Some(mut set) = self.entries.remove(&id).and_then(|e| e.accounts)
+                && self.spare.len() < SPARE_TRACE_ACCOUNTS
+                && let Some(accounts) = Arc::get_mut(&mut set)
+            {
+                accounts.fill_with(Account::default);
+                self.spare.push(set);
+            }
             if self.evicted.insert(id) {
                 self.evicted_order.push_back(id);
             }
@@ -631,6 +684,7 @@ mod tests {
         g.current(0).accept(5); // after the barrier
         own.deliver(2);
         own.lose(DropReason::QueueFull, 1);
+        let own = AccountRef::One(own);
         let t = g.report(0, seq, Some((&own, own.tally())));
         assert_eq!(t.outcomes.delivered, 2);
         assert_eq!(t.outcomes.lost_total(), 1);
@@ -642,6 +696,7 @@ mod tests {
         let g = GlobalLedger::new(1);
         g.current(0).accept(4);
         let (s1, a1) = g.rotate(0);
+        let a1 = AccountRef::One(a1);
         a1.deliver(1);
         let first = g.report(0, s1, Some((&a1, a1.tally())));
         assert_eq!((first.outcomes.delivered, first.pending), (1, 3));
@@ -649,11 +704,13 @@ mod tests {
         a1.deliver(2);
         a1.lose(DropReason::RetriesExhausted, 1);
         let (s2, a2) = g.rotate(0);
+        let a2 = AccountRef::One(a2);
         let second = g.report(0, s2, Some((&a2, a2.tally())));
         assert_eq!(second.outcomes.delivered, 2);
         assert_eq!(second.outcomes.lost_total(), 1);
         assert_eq!(second.pending, 0);
         let (s3, a3) = g.rotate(0);
+        let a3 = AccountRef::One(a3);
         let third = g.report(0, s3, Some((&a3, a3.tally())));
         assert_eq!(third.outcomes, Tally::default());
     }
@@ -663,8 +720,10 @@ mod tests {
         let g = GlobalLedger::new(1);
         g.current(0).accept(1);
         let (s1, a1) = g.rotate(0);
+        let a1 = AccountRef::One(a1);
         g.current(0).accept(1);
         let (s2, a2) = g.rotate(0);
+        let a2 = AccountRef::One(a2);
         // The later barrier reports first, with its event pending.
         let late = g.report(0, s2, Some((&a2, a2.tally())));
         assert_eq!(late.pending, 1);
@@ -690,14 +749,14 @@ mod tests {
     #[test]
     fn a_trace_barrier_takes_its_traces_accounts_and_later_events_open_new_ones() {
         let t = TraceLedger::new(1, 8);
-        let a = t.lock().account(tid(1), 0).unwrap();
-        a.accept(2);
-        a.deliver(1);
-        a.lose(DropReason::QueueFull, 1);
+        let a = t.lock().accounts(tid(1)).unwrap();
+        a[0].accept(2);
+        a[0].deliver(1);
+        a[0].lose(DropReason::QueueFull, 1);
         let take = t.take(tid(1), &[true]);
         let own = take.accounts[0].clone().unwrap();
-        let later = t.lock().account(tid(1), 0).unwrap();
-        assert!(!Arc::ptr_eq(&own, &later));
+        let later = t.lock().accounts(tid(1)).unwrap();
+        assert!(!Arc::ptr_eq(&a, &later));
         let r = t.report(tid(1), 0, take.seq, Some((&own, own.tally())));
         assert_eq!(
             (r.outcomes.delivered, r.outcomes.lost_total(), r.pending),
@@ -710,7 +769,7 @@ mod tests {
     fn the_trace_ledger_is_bounded_and_says_when_a_trace_was_evicted() {
         let t = TraceLedger::new(1, 4);
         for i in 0..10 {
-            t.lock().account(tid(i), 0).unwrap().accept(1);
+            t.lock().accounts(tid(i)).unwrap()[0].accept(1);
         }
         assert!(t.len() <= 4);
         let take = t.take(tid(0), &[true]);
@@ -718,7 +777,7 @@ mod tests {
         let take = t.take(tid(9), &[true]);
         assert!(!take.coverage.evicted);
         // An evicted trace that emits again gets a fresh account, marked.
-        t.lock().account(tid(1), 0).unwrap().accept(1);
+        t.lock().accounts(tid(1)).unwrap()[0].accept(1);
         assert!(t.take(tid(1), &[true]).coverage.evicted);
     }
 
@@ -727,8 +786,8 @@ mod tests {
         let t = TraceLedger::new(1, 4);
         let busy = tid(100);
         for i in 0..40 {
-            t.lock().account(busy, 0).unwrap().accept(1);
-            t.lock().account(tid(i), 0).unwrap().accept(1);
+            t.lock().accounts(busy).unwrap()[0].accept(1);
+            t.lock().accounts(tid(i)).unwrap()[0].accept(1);
         }
         assert!(!t.take(busy, &[true]).coverage.evicted);
     }

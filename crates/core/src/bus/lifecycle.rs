@@ -108,6 +108,7 @@ impl Pipeline {
             overflow: cfg.overflow,
             background: !inline,
             recycler: Arc::default(),
+            returned: Default::default(),
             global: GlobalLedger::new(lanes),
             traces: TraceLedger::new(lanes, cfg.trace_ledger_capacity),
             barriers: Default::default(),

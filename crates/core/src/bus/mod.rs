@@ -144,6 +144,7 @@ pub(crate) struct Core {
     pub(crate) overflow: OverflowPolicy,
     pub(crate) background: bool,
     pub(crate) recycler: Arc<recycle::Recycler>,
+    pub(crate) returned: recycle::Returned,
     pub(crate) global: ledger::GlobalLedger,
     pub(crate) traces: ledger::TraceLedger,
     pub(crate) barriers: barrier::Barriers,

@@ -10,7 +10,7 @@ use tokio::sync::{Notify, mpsc};
 
 use super::Core;
 use super::barrier::Barrier;
-use super::ledger::{Account, lock};
+use super::ledger::{Account, TraceAccounts, lock};
 use crate::event::{ObservabilityEvent, Signal, Signals};
 use crate::exporter::{BatchPolicy, Exporter, RetryPolicy};
 use crate::stats::{Counters, DropReason, ExporterStats};
@@ -22,9 +22,9 @@ pub(crate) type EventRef = Arc<ObservabilityEvent>;
 pub(crate) struct Tag {
     /// Its global epoch at this exporter.
     pub(crate) epoch: Arc<Account>,
-    /// Its trace's account at this exporter (none for records without a
-    /// trace, or with the trace ledger disabled).
-    pub(crate) trace: Option<Arc<Account>>,
+    /// Its trace's accounts (this exporter's is at the lane's index); none
+    /// for records without a trace, or with the trace ledger disabled.
+    pub(crate) trace: Option<TraceAccounts>,
 }
 
 /// An event routed to one exporter, with its tag.
@@ -182,15 +182,13 @@ impl Slot {
     pub(crate) fn admit(&self, core: &Core, routed: Vec<Routed>) -> Vec<Routed> {
         let abandoned = {
             let guard = lock(&self.abandoned);
-            let n = routed.len() as u64;
-            self.counters.accept(n);
-            let mut run: Option<(&Arc<Account>, u64)> = None;
+            self.counters.accept(routed.len() as u64);
+            let mut by_signal = [0u64; SIGNALS];
+            let mut epoch_run: Option<(&Arc<Account>, u64)> = None;
+            let mut trace_run: Option<(&TraceAccounts, u64)> = None;
             for r in &routed {
-                self.unsettled[signal_index(r.event.signal())].fetch_add(1, Ordering::AcqRel);
-                if let Some(t) = &r.tag.trace {
-                    t.accept(1);
-                }
-                run = match run {
+                by_signal[signal_index(r.event.signal())] += 1;
+                epoch_run = match epoch_run {
                     Some((a, k)) if Arc::ptr_eq(a, &r.tag.epoch) => Some((a, k + 1)),
                     Some((a, k)) => {
                         a.accept(k);
@@ -198,9 +196,27 @@ impl Slot {
                     }
                     None => Some((&r.tag.epoch, 1)),
                 };
+                if let Some(t) = &r.tag.trace {
+                    trace_run = match trace_run {
+                        Some((a, k)) if Arc::ptr_eq(a, t) => Some((a, k + 1)),
+                        Some((a, k)) => {
+                            a[self.index].accept(k);
+                            Some((t, 1))
+                        }
+                        None => Some((t, 1)),
+                    };
+                }
             }
-            if let Some((a, k)) = run {
+            if let Some((a, k)) = epoch_run {
                 a.accept(k);
+            }
+            if let Some((a, k)) = trace_run {
+                a[self.index].accept(k);
+            }
+            for (i, n) in by_signal.iter().enumerate() {
+                if *n > 0 {
+                    self.unsettled[i].fetch_add(*n, Ordering::AcqRel);
+                }
             }
             *guard
         };
@@ -238,7 +254,7 @@ impl Slot {
                 Outcome::Lost(reason, _) => a.lose(reason, n),
             };
             let mut epoch_run: Option<(&Arc<Account>, u64)> = None;
-            let mut trace_run: Option<(&Arc<Account>, u64)> = None;
+            let mut trace_run: Option<(&TraceAccounts, u64)> = None;
             for (event, tag) in items {
                 total += 1;
                 by_signal[signal_index(event.signal())] += 1;
@@ -254,15 +270,18 @@ impl Slot {
                     trace_run = match trace_run {
                         Some((a, k)) if Arc::ptr_eq(a, t) => Some((a, k + 1)),
                         Some((a, k)) => {
-                            count(a, k);
+                            count(&a[self.index], k);
                             Some((t, 1))
                         }
                         None => Some((t, 1)),
                     };
                 }
             }
-            for (a, k) in epoch_run.into_iter().chain(trace_run) {
+            if let Some((a, k)) = epoch_run {
                 count(a, k);
+            }
+            if let Some((a, k)) = trace_run {
+                count(&a[self.index], k);
             }
             for (i, n) in by_signal.iter().enumerate() {
                 if *n > 0 {

@@ -9,8 +9,9 @@
 //! them instead of asking the allocator again.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
+use crate::event::ObservabilityEvent;
 use crate::span::ExportedSpan;
 
 /// Span allocations kept per thread for reuse.
@@ -99,6 +100,59 @@ impl Recycler {
         });
         // The rest is freed here, on the thread that most likely allocated it.
         drop(taken);
+    }
+}
+
+/// Events whose export is terminal, handed back by the workers to be freed
+/// on the router's thread, which allocated their shells: freeing them on a
+/// worker's thread would make glibc lock the router's arena for every event.
+#[derive(Debug, Default)]
+pub(crate) struct Returned {
+    bin: Mutex<Vec<Arc<ObservabilityEvent>>>,
+    len: AtomicUsize,
+}
+
+/// From this many events held, a worker wakes the router to free them.
+const RETURN_WAKE_AT: usize = 8192;
+
+impl Returned {
+    /// A worker hands back events it is done with. Returns whether the
+    /// router should be woken to free them.
+    pub(crate) fn put(&self, events: &mut Vec<Arc<ObservabilityEvent>>) -> bool {
+        if events.is_empty() {
+            return false;
+        }
+        let mut bin = self.bin.lock().unwrap_or_else(PoisonError::into_inner);
+        if bin.is_empty() {
+            // Keep the worker's allocation: it is refilled next batch.
+            std::mem::swap(&mut *bin, events);
+        } else {
+            bin.append(events);
+        }
+        let len = bin.len();
+        self.len.store(len, Ordering::Relaxed);
+        len >= RETURN_WAKE_AT
+    }
+
+    /// The router frees what was handed back; span allocations go on to the
+    /// recycler for the emitting threads.
+    pub(crate) fn free(&self, recycler: &Recycler, scratch: &mut Vec<Arc<ObservabilityEvent>>) {
+        if self.len.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        {
+            let mut bin = self.bin.lock().unwrap_or_else(PoisonError::into_inner);
+            std::mem::swap(&mut *bin, scratch);
+            self.len.store(0, Ordering::Relaxed);
+        }
+        let mut spent = Vec::with_capacity(scratch.len());
+        for ev in scratch.drain(..) {
+            // The last holder of an event unwraps it.
+            if let Some(ObservabilityEvent::Span { span, .. }) = Arc::into_inner(ev) {
+                spent.push(span);
+            }
+        }
+        recycler.put(&mut spent);
     }
 }
 

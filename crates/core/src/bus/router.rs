@@ -12,7 +12,7 @@ use super::Core;
 use super::OverflowPolicy;
 use super::barrier::{Barrier, LaneResult, Placed};
 use super::ingress::Queued;
-use super::ledger::Account;
+use super::ledger::{Account, AccountRef, TraceAccounts};
 use super::queue::{EventRef, Outcome, Routed, Slot, Tag, WorkerMsg};
 use super::timer::Timers;
 use crate::event::Signal;
@@ -30,6 +30,7 @@ pub(crate) struct Router {
     processors: Vec<Arc<dyn SpanProcessor>>,
     async_processors: Vec<Arc<dyn AsyncProcessor>>,
     scratch: Vec<Queued>,
+    returned: Vec<EventRef>,
     timers: Timers,
 }
 
@@ -47,12 +48,14 @@ impl Router {
             processors,
             async_processors,
             scratch: Vec::new(),
+            returned: Vec::new(),
             timers,
         }
     }
 
     /// One pass: everything in the ingress now goes to the exporter queues.
     pub(crate) async fn route(&mut self, core: &Core) -> usize {
+        core.returned.free(&core.recycler, &mut self.returned);
         let mut events = std::mem::take(&mut self.scratch);
         if core.ingress.drain_into(&mut events) == 0 {
             self.scratch = events;
@@ -113,35 +116,36 @@ impl Router {
         let slots = &core.slots;
         let epochs: Vec<Arc<Account>> =
             slots.iter().map(|s| core.global.current(s.index)).collect();
-        let mut routed: Vec<Vec<Routed>> = slots.iter().map(|_| Vec::new()).collect();
-        // Events of one trace tend to come together: remember the last account per lane.
-        let mut last: Vec<Option<(TraceId, Arc<Account>)>> = vec![None; slots.len()];
+        let mut routed: Vec<Vec<Routed>> = slots
+            .iter()
+            .map(|_| Vec::with_capacity(kept.len()))
+            .collect();
+        // Events of one trace tend to come together: remember the last one's accounts.
+        let mut last: Option<(TraceId, Option<TraceAccounts>)> = None;
         let mut traces = core.traces.lock();
         for ev in kept {
             let signal = ev.signal();
-            let trace = ev.trace_id();
+            let accounts = match ev.trace_id() {
+                None => None,
+                Some(t) => match &last {
+                    Some((lt, a)) if *lt == t => a.clone(),
+                    _ => {
+                        let a = traces.accounts(t);
+                        last = Some((t, a.clone()));
+                        a
+                    }
+                },
+            };
             for (i, slot) in slots.iter().enumerate() {
-                if !slot.signals.contains(signal) {
-                    continue;
+                if slot.signals.contains(signal) {
+                    routed[i].push(Routed {
+                        event: ev.clone(),
+                        tag: Tag {
+                            epoch: epochs[i].clone(),
+                            trace: accounts.clone(),
+                        },
+                    });
                 }
-                let trace_account = match trace {
-                    None => None,
-                    Some(t) => match &last[i] {
-                        Some((lt, a)) if *lt == t => Some(a.clone()),
-                        _ => {
-                            let a = traces.account(t, i);
-                            last[i] = a.clone().map(|a| (t, a));
-                            a
-                        }
-                    },
-                };
-                routed[i].push(Routed {
-                    event: ev.clone(),
-                    tag: Tag {
-                        epoch: epochs[i].clone(),
-                        trace: trace_account,
-                    },
-                });
             }
         }
         routed
@@ -212,7 +216,7 @@ impl Router {
                         if b.in_scope(lane) {
                             let (seq, own) = core.global.rotate(lane);
                             placed.seqs.push(seq);
-                            placed.accounts.push(Some(own));
+                            placed.accounts.push(Some(AccountRef::One(own)));
                         } else {
                             placed.seqs.push(0);
                             placed.accounts.push(None);

@@ -19,7 +19,6 @@ use super::barrier::{Barrier, LaneResult};
 use super::ledger::lock;
 use super::queue::{EventRef, Outcome, Routed, Slot, Tag, WorkerMsg};
 use super::timer::Timers;
-use crate::event::ObservabilityEvent;
 use crate::exporter::{ErrorClass, ExportError, ExporterContext};
 use crate::stats::DropReason;
 
@@ -44,7 +43,6 @@ pub(crate) struct Worker {
     inflight_tags: Vec<Tag>,
     ctx: ExporterContext,
     initialized: bool,
-    spent: Vec<Arc<crate::span::ExportedSpan>>,
     timers: Timers,
     /// Inline mode: the deadline of the flush driving this worker; a retry
     /// due after it is left for the next flush.
@@ -76,7 +74,6 @@ impl Worker {
             inflight_tags: Vec::new(),
             ctx,
             initialized: false,
-            spent: Vec::new(),
             timers,
             give_up_at: None,
         }
@@ -493,18 +490,14 @@ impl Worker {
         self.retire(done);
     }
 
-    /// Hands the spans of terminal events to the recycler (see `recycle.rs`).
+    /// Hands terminal events back to the router's thread to be freed (see `recycle.rs`).
     fn retire(&mut self, mut done: Vec<EventRef>) {
-        for ev in done.drain(..) {
-            // The last holder of an event unwraps it; the event shell was
-            // allocated on this thread and is freed here.
-            if let Some(ObservabilityEvent::Span { span, .. }) = Arc::into_inner(ev) {
-                self.spent.push(span);
-            }
+        if self.core.returned.put(&mut done) {
+            self.core.ingress.wake.notify_one();
         }
-        self.core.recycler.put(&mut self.spent);
-        // Keep the allocation for the next batch.
+        // Keep an allocation for the next batch.
         if self.inflight.capacity() == 0 {
+            done.clear();
             self.inflight = done;
         }
     }
