@@ -8,7 +8,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use aiobs_core::{BatchPolicy, InMemoryExporter, Observability, Signals, SpanOptions, SpanType};
+use aiobs_core::{
+    BatchPolicy, ExportError, Exporter, ExporterContext, FlushScope, InMemoryExporter,
+    Observability, RetryPolicy, Signals, SpanOptions, SpanType,
+};
 use common::{FlushBehaviour, Scripted, Step};
 
 /// How late past its deadline a call may return in these tests.
@@ -144,13 +147,8 @@ async fn a_shutdown_whose_exporter_hangs_names_that_exporter_incomplete() {
         "the exporter whose shutdown hung is reported completed:\n{report}"
     );
     assert!(report.exporter("memory").unwrap().completed, "{report}");
-    let incomplete: Vec<&str> = report
-        .exporters
-        .iter()
-        .filter(|e| !e.completed)
-        .map(|e| e.name.as_str())
-        .collect();
-    assert_eq!(incomplete, ["hangs-in-shutdown"], "{report}");
+    assert_eq!(report.incomplete(), ["hangs-in-shutdown"], "{report}");
+    assert!(h.cause.is_some(), "{report}");
 }
 
 #[tokio::test]
@@ -215,4 +213,158 @@ async fn a_completed_flush_reports_nothing_pending_even_mid_burst() {
     }
     burst.join().unwrap();
     assert!(checked > 0);
+}
+
+/// The fifth case: a destination that refuses connections must not
+/// cost every request its whole deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destination_known_to_be_failing_is_reported_at_once_with_its_error() {
+    let refused = Scripted::new("langfuse", |_, _| {
+        Step::Err(ExportError::transient(
+            "error sending request: tcp connect error: Connection refused (os error 111)",
+        ))
+    })
+    .with_retry(RetryPolicy::default());
+    let store = InMemoryExporter::new()
+        .named("sqlite")
+        .with_signals(Signals::ENDED_SPANS);
+    let obs = Observability::builder()
+        .exporter(refused)
+        .exporter(store.clone())
+        .build()
+        .unwrap();
+    let deadline = Duration::from_secs(2);
+    let mut took = Vec::new();
+    for request in 0..4 {
+        let mut root = obs.start_span(SpanOptions::new(
+            format!("request-{request}"),
+            SpanType::AgentRun,
+        ));
+        root.end();
+        let start = Instant::now();
+        let report = obs.flush_trace(root.trace_id(), deadline).await;
+        took.push(start.elapsed());
+        assert_on_time("flush_trace", start.elapsed(), deadline);
+        let sqlite = report.exporter("sqlite").unwrap();
+        assert!(sqlite.completed, "{report}");
+        assert_eq!(sqlite.delivered, 1, "{report}");
+        let lf = report.exporter("langfuse").unwrap();
+        assert!(!lf.completed, "{report}");
+        assert_eq!(lf.pending, 1, "{report}");
+        let cause = lf.cause.as_deref().unwrap_or_default();
+        assert!(
+            cause.contains("Connection refused"),
+            "the report must name the cause: {report}"
+        );
+        assert_eq!(report.incomplete(), ["langfuse"]);
+    }
+    // Once the destination is known to be failing, a request costs nothing.
+    for t in &took[1..] {
+        assert!(*t < Duration::from_millis(300), "took {took:?}");
+    }
+    // A flush scoped to the store does not even look at the failing one.
+    let mut root = obs.start_span(SpanOptions::new("scoped", SpanType::AgentRun));
+    root.end();
+    let report = obs
+        .flush_scoped(
+            FlushScope::trace(root.trace_id()).only(["sqlite"]),
+            deadline,
+        )
+        .await;
+    assert!(report.is_success(), "{report}");
+    assert_eq!(report.exporters.len(), 1);
+    // And shutdown does not wait out its deadline for it either.
+    let start = Instant::now();
+    let report = obs.shutdown(Duration::from_secs(5)).await;
+    assert!(start.elapsed() < Duration::from_millis(500), "{report}");
+    assert_eq!(report.incomplete(), ["langfuse"], "{report}");
+    assert!(obs.stats().is_conserved());
+}
+
+#[tokio::test]
+async fn a_flush_scoped_to_an_unknown_exporter_says_so_at_once() {
+    let obs = Observability::builder()
+        .exporter(InMemoryExporter::new())
+        .build()
+        .unwrap();
+    let report = obs
+        .flush_scoped(FlushScope::all().only(["sqlite"]), Duration::from_secs(5))
+        .await;
+    assert!(!report.completed);
+    assert!(
+        report.cause.as_deref().unwrap().contains("sqlite"),
+        "{report}"
+    );
+}
+
+/// A blocking vendor call through `run_blocking` keeps the worker's own
+/// timers alive: the attempt timeout fires although the call never returns.
+#[tokio::test]
+async fn run_blocking_keeps_the_attempt_timeout() {
+    #[derive(Debug, Default)]
+    struct VendorSdk {
+        ctx: std::sync::OnceLock<ExporterContext>,
+    }
+    #[aiobs_core::async_trait]
+    impl Exporter for VendorSdk {
+        fn name(&self) -> &str {
+            "vendor"
+        }
+        fn signals(&self) -> Signals {
+            Signals::ENDED_SPANS
+        }
+        fn batch_policy(&self) -> BatchPolicy {
+            BatchPolicy::default()
+        }
+        fn retry_policy(&self) -> RetryPolicy {
+            RetryPolicy::default()
+                .with_max_retries(0)
+                .with_attempt_timeout(Duration::from_millis(200))
+        }
+        async fn init(&self, ctx: &ExporterContext) -> Result<(), ExportError> {
+            let _first = self.ctx.set(ctx.clone());
+            Ok(())
+        }
+        async fn export(
+            &self,
+            _b: &aiobs_core::ExportBatch,
+        ) -> Result<aiobs_core::ExportOutcome, ExportError> {
+            let ctx = self
+                .ctx
+                .get()
+                .ok_or_else(|| ExportError::permanent("no init"))?;
+            ctx.run_blocking(|| std::thread::sleep(Duration::from_secs(3)))
+                .await?;
+            Ok(aiobs_core::ExportOutcome::all_delivered())
+        }
+        async fn flush(&self, _d: Instant) -> Result<(), ExportError> {
+            Ok(())
+        }
+        async fn shutdown(&self, _d: Instant) -> Result<(), ExportError> {
+            Ok(())
+        }
+    }
+    let obs = Observability::builder()
+        .exporter(VendorSdk::default())
+        .build()
+        .unwrap();
+    emit_spans(&obs, 2);
+    let start = Instant::now();
+    let report = obs.flush(Duration::from_secs(2)).await;
+    assert!(start.elapsed() < Duration::from_secs(1), "{report}");
+    assert!(report.completed, "{report}");
+    let e = report.exporter("vendor").unwrap();
+    assert_eq!(
+        e.failed.get(&aiobs_core::DropReason::RetriesExhausted),
+        Some(&2),
+        "{report}"
+    );
+    assert!(
+        e.totals
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("attempt timeout"),
+        "{report}"
+    );
 }

@@ -114,6 +114,7 @@ impl Pipeline {
             barriers: Default::default(),
             drops: Drops {
                 observer: cfg.on_drop,
+                panicked: Default::default(),
             },
             halt: Default::default(),
         });

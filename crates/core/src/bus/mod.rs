@@ -105,6 +105,7 @@ pub(crate) type DropObserver = Arc<dyn Fn(&DroppedEvents<'_>) + Send + Sync>;
 #[derive(Default)]
 pub(crate) struct Drops {
     observer: Option<DropObserver>,
+    panicked: std::sync::atomic::AtomicBool,
 }
 
 impl Drops {
@@ -127,8 +128,12 @@ impl Drops {
             reason,
             count,
         };
-        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| observer(&event))).is_err() {
-            tracing::error!(target: "aiobs", "the drop observer panicked; it is called again for the next loss");
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| observer(&event))).is_err()
+            && !self
+                .panicked
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::error!(name: "aiobs.DropObserverPanicked", target: "aiobs", "the drop observer panicked; it is still called for later losses");
         }
     }
 }
