@@ -219,3 +219,57 @@ impl Core {
         (pipeline, slot_stats)
     }
 }
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    //! A `Core` with real lanes, for the stages' unit tests.
+
+    use std::sync::Arc;
+
+    use super::*;
+
+    /// A core whose lanes are these exporters (their workers are not started).
+    pub(crate) fn core(
+        exporters: Vec<Arc<dyn crate::Exporter>>,
+    ) -> (
+        Arc<Core>,
+        Vec<tokio::sync::mpsc::UnboundedReceiver<queue::WorkerMsg>>,
+    ) {
+        let mut slots = Vec::new();
+        let mut receivers = Vec::new();
+        for (i, e) in exporters.into_iter().enumerate() {
+            let (slot, rx) = queue::Slot::new(i, e);
+            slots.push(slot);
+            receivers.push(rx);
+        }
+        let lanes = slots.len();
+        let core = Arc::new(Core {
+            ingress: Ingress::new(1024),
+            counters: Counters::default(),
+            ended_by_drop: Default::default(),
+            truncations: Default::default(),
+            slots,
+            overflow: OverflowPolicy::DropNewest,
+            background: true,
+            recycler: Arc::default(),
+            returned: Default::default(),
+            global: ledger::GlobalLedger::new(lanes),
+            traces: ledger::TraceLedger::new(lanes, 64),
+            barriers: Default::default(),
+            drops: Drops::default(),
+            halt: Default::default(),
+        });
+        (core, receivers)
+    }
+
+    /// An ended span of `trace` as the ingress holds it.
+    pub(crate) fn ended(trace: crate::TraceId, name: &'static str) -> Queued {
+        let span = crate::span::ExportedSpan::new(
+            trace,
+            crate::SpanId::random(),
+            std::borrow::Cow::Borrowed(name),
+            crate::SpanType::ToolCall,
+        );
+        Queued::Span(crate::SpanEventKind::Ended, Arc::new(span))
+    }
+}

@@ -180,7 +180,7 @@ impl Slot {
     /// Counts routed events as accepted by this exporter. Returns them, or
     /// none if the lane was abandoned (they are then counted lost at once).
     pub(crate) fn admit(&self, core: &Core, routed: Vec<Routed>) -> Vec<Routed> {
-        let abandoned = {
+        let lost = {
             let guard = lock(&self.abandoned);
             self.counters.accept(routed.len() as u64);
             let mut by_signal = [0u64; SIGNALS];
@@ -218,16 +218,19 @@ impl Slot {
                     self.unsettled[i].fetch_add(*n, Ordering::AcqRel);
                 }
             }
-            *guard
+            // An abandoned lane loses what reaches it at once.
+            guard.map(|reason| {
+                let outcome = Outcome::Lost(reason, None);
+                (
+                    self.count(routed.iter().map(|r| (&r.event, &r.tag)), outcome),
+                    reason,
+                )
+            })
         };
-        match abandoned {
+        match lost {
             None => routed,
-            Some(reason) => {
-                self.settle(
-                    core,
-                    routed.iter().map(|r| (&r.event, &r.tag)),
-                    Outcome::Lost(reason, None),
-                );
+            Some((by_signal, reason)) => {
+                self.tell_observer(core, &by_signal, Outcome::Lost(reason, None));
                 Vec::new()
             }
         }
@@ -235,66 +238,81 @@ impl Slot {
 
     /// Counts the outcome of events this exporter accepted: in its
     /// cumulative counters, in each event's ledger accounts, and to the drop
-    /// observer. The only place an event becomes terminal.
+    /// observer. The only place an event becomes terminal. Nothing is
+    /// counted once the lane was abandoned (its events were counted then).
     pub(crate) fn settle<'a>(
         &self,
         core: &Core,
         items: impl IntoIterator<Item = (&'a EventRef, &'a Tag)>,
         outcome: Outcome<'_>,
     ) {
-        let mut by_signal = [0u64; SIGNALS];
-        let mut total = 0u64;
-        {
+        let by_signal = {
             let guard = lock(&self.abandoned);
             if guard.is_some() {
-                return; // already counted when the lane was abandoned
+                return;
             }
-            let count = |a: &Account, n: u64| match outcome {
-                Outcome::Delivered => a.deliver(n),
-                Outcome::Lost(reason, _) => a.lose(reason, n),
+            self.count(items, outcome)
+        };
+        self.tell_observer(core, &by_signal, outcome);
+    }
+
+    /// [`Slot::settle`]'s counting, with the lane's lock held.
+    fn count<'a>(
+        &self,
+        items: impl IntoIterator<Item = (&'a EventRef, &'a Tag)>,
+        outcome: Outcome<'_>,
+    ) -> [u64; SIGNALS] {
+        let mut by_signal = [0u64; SIGNALS];
+        let mut total = 0u64;
+        let count = |a: &Account, n: u64| match outcome {
+            Outcome::Delivered => a.deliver(n),
+            Outcome::Lost(reason, _) => a.lose(reason, n),
+        };
+        let mut epoch_run: Option<(&Arc<Account>, u64)> = None;
+        let mut trace_run: Option<(&TraceAccounts, u64)> = None;
+        for (event, tag) in items {
+            total += 1;
+            by_signal[signal_index(event.signal())] += 1;
+            epoch_run = match epoch_run {
+                Some((a, k)) if Arc::ptr_eq(a, &tag.epoch) => Some((a, k + 1)),
+                Some((a, k)) => {
+                    count(a, k);
+                    Some((&tag.epoch, 1))
+                }
+                None => Some((&tag.epoch, 1)),
             };
-            let mut epoch_run: Option<(&Arc<Account>, u64)> = None;
-            let mut trace_run: Option<(&TraceAccounts, u64)> = None;
-            for (event, tag) in items {
-                total += 1;
-                by_signal[signal_index(event.signal())] += 1;
-                epoch_run = match epoch_run {
-                    Some((a, k)) if Arc::ptr_eq(a, &tag.epoch) => Some((a, k + 1)),
+            if let Some(t) = &tag.trace {
+                trace_run = match trace_run {
+                    Some((a, k)) if Arc::ptr_eq(a, t) => Some((a, k + 1)),
                     Some((a, k)) => {
-                        count(a, k);
-                        Some((&tag.epoch, 1))
+                        count(&a[self.index], k);
+                        Some((t, 1))
                     }
-                    None => Some((&tag.epoch, 1)),
+                    None => Some((t, 1)),
                 };
-                if let Some(t) = &tag.trace {
-                    trace_run = match trace_run {
-                        Some((a, k)) if Arc::ptr_eq(a, t) => Some((a, k + 1)),
-                        Some((a, k)) => {
-                            count(&a[self.index], k);
-                            Some((t, 1))
-                        }
-                        None => Some((t, 1)),
-                    };
-                }
-            }
-            if let Some((a, k)) = epoch_run {
-                count(a, k);
-            }
-            if let Some((a, k)) = trace_run {
-                count(&a[self.index], k);
-            }
-            for (i, n) in by_signal.iter().enumerate() {
-                if *n > 0 {
-                    self.unsettled[i].fetch_sub(*n, Ordering::AcqRel);
-                }
-            }
-            match outcome {
-                Outcome::Delivered => self.counters.pass(total),
-                Outcome::Lost(reason, detail) => {
-                    self.counters.lose(&self.name, reason, total, detail);
-                }
             }
         }
+        if let Some((a, k)) = epoch_run {
+            count(a, k);
+        }
+        if let Some((a, k)) = trace_run {
+            count(&a[self.index], k);
+        }
+        for (i, n) in by_signal.iter().enumerate() {
+            if *n > 0 {
+                self.unsettled[i].fetch_sub(*n, Ordering::AcqRel);
+            }
+        }
+        match outcome {
+            Outcome::Delivered => self.counters.pass(total),
+            Outcome::Lost(reason, detail) => {
+                self.counters.lose(&self.name, reason, total, detail);
+            }
+        }
+        by_signal
+    }
+
+    fn tell_observer(&self, core: &Core, by_signal: &[u64; SIGNALS], outcome: Outcome<'_>) {
         if let Outcome::Lost(reason, _) = outcome {
             for (i, n) in by_signal.iter().enumerate() {
                 core.drops
@@ -342,5 +360,88 @@ impl Slot {
 
     pub(crate) fn is_abandoned(&self) -> bool {
         lock(&self.abandoned).is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::ledger::Account;
+    use crate::bus::test_support;
+    use crate::{InMemoryExporter, TraceId};
+
+    fn routed(core: &Core, n: usize, trace: TraceId) -> Vec<Routed> {
+        let epoch = core.global.current(0);
+        let accounts = core.traces.lock().accounts(trace);
+        (0..n)
+            .map(|_| Routed {
+                event: Arc::new(test_support::ended(trace, "s").into_event()),
+                tag: Tag {
+                    epoch: epoch.clone(),
+                    trace: accounts.clone(),
+                },
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_outcome_is_counted_once_in_the_counters_and_in_both_accounts() {
+        let (core, _rx) = test_support::core(vec![Arc::new(InMemoryExporter::new())]);
+        let slot = &core.slots[0];
+        let trace = TraceId::random();
+        let events = slot.admit(&core, routed(&core, 5, trace));
+        assert_eq!(events.len(), 5);
+        slot.settle(
+            &core,
+            events[..3].iter().map(|r| (&r.event, &r.tag)),
+            Outcome::Delivered,
+        );
+        slot.settle(
+            &core,
+            events[3..].iter().map(|r| (&r.event, &r.tag)),
+            Outcome::Lost(DropReason::PermanentError, Some("400")),
+        );
+        let s = slot.stats();
+        assert_eq!(
+            (s.accepted, s.delivered, s.failed_total(), s.pending),
+            (5, 3, 2, 0)
+        );
+        let epoch: &Account = &events[0].tag.epoch;
+        let t = epoch.tally();
+        assert_eq!((t.accepted, t.delivered, t.lost_total()), (5, 3, 2));
+        let per_trace = events[0].tag.trace.as_ref().unwrap()[0].tally();
+        assert_eq!(per_trace, t);
+    }
+
+    #[test]
+    fn an_abandoned_lane_counts_its_pending_once_and_ignores_later_outcomes() {
+        let (core, _rx) = test_support::core(vec![Arc::new(InMemoryExporter::new())]);
+        let slot = &core.slots[0];
+        let events = slot.admit(&core, routed(&core, 4, TraceId::random()));
+        slot.settle(
+            &core,
+            events[..1].iter().map(|r| (&r.event, &r.tag)),
+            Outcome::Delivered,
+        );
+        assert_eq!(slot.abandon(&core, DropReason::FlushTimeout, "test"), 3);
+        assert!(slot.stop.is_stopped());
+        // The worker wakes up later and delivers: nothing is counted twice.
+        slot.settle(
+            &core,
+            events[1..].iter().map(|r| (&r.event, &r.tag)),
+            Outcome::Delivered,
+        );
+        let s = slot.stats();
+        assert_eq!(
+            (s.delivered, s.lost(DropReason::FlushTimeout), s.pending),
+            (1, 3, 0)
+        );
+        assert!(s.is_conserved());
+        assert_eq!(events[0].tag.epoch.tally().pending(), 0);
+        // Events routed to it afterwards are lost at once.
+        let late = slot.admit(&core, routed(&core, 2, TraceId::random()));
+        assert!(late.is_empty());
+        assert_eq!(slot.stats().lost(DropReason::FlushTimeout), 5);
+        assert_eq!(slot.abandon(&core, DropReason::FlushTimeout, "again"), 0);
     }
 }

@@ -177,6 +177,32 @@ mod tests {
             .collect()
     }
 
+    #[test]
+    fn returned_events_are_freed_by_the_router_and_their_spans_recycled() {
+        let returned = Returned::default();
+        let recycler = Recycler::default();
+        let mut events: Vec<Arc<ObservabilityEvent>> = spans(3)
+            .into_iter()
+            .map(|span| {
+                Arc::new(ObservabilityEvent::Span {
+                    kind: crate::event::SpanEventKind::Ended,
+                    span,
+                })
+            })
+            .collect();
+        let shared = events[0].clone(); // another exporter still holds it
+        assert!(!returned.put(&mut events));
+        assert!(events.is_empty());
+        let mut scratch = Vec::new();
+        returned.free(&recycler, &mut scratch);
+        assert_eq!(
+            recycler.len.load(Ordering::Relaxed),
+            2,
+            "the shared one is not the last holder"
+        );
+        drop(shared);
+    }
+
     fn pool_len() -> usize {
         POOL.with(|p| p.borrow().len())
     }

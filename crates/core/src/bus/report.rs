@@ -260,3 +260,91 @@ fn split(
 ) -> (BTreeMap<DropReason, u64>, BTreeMap<DropReason, u64>) {
     lost.into_iter().partition(|(r, _)| r.is_failure())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::InMemoryExporter;
+    use crate::bus::barrier::Placed;
+    use crate::bus::ledger::AccountRef;
+    use crate::bus::test_support;
+
+    fn barrier() -> Arc<Barrier> {
+        Barrier::new(
+            false,
+            None,
+            vec![true].into(),
+            vec![None].into(),
+            Instant::now() + Duration::from_secs(5),
+        )
+    }
+
+    #[test]
+    fn a_passed_barrier_reports_its_accounts_outcomes() {
+        let (core, _rx) = test_support::core(vec![Arc::new(InMemoryExporter::new())]);
+        core.global.current(0).accept(3);
+        let b = barrier();
+        assert!(b.place(|| {
+            let (seq, own) = core.global.rotate(0);
+            own.deliver(2);
+            own.lose(DropReason::QueueFull, 1);
+            Placed {
+                seqs: vec![seq],
+                accounts: vec![Some(AccountRef::One(own))],
+                ..Placed::default()
+            }
+        }));
+        b.record(
+            0,
+            LaneResult::Passed {
+                flush_error: None,
+                timed_out: false,
+            },
+        );
+        let r = assemble(&core, &b, FlushScope::all(), Instant::now());
+        assert!(r.completed, "{r}");
+        let e = r.exporter("memory").unwrap();
+        assert_eq!((e.delivered, e.pending), (2, 0));
+        assert_eq!(e.dropped.get(&DropReason::QueueFull), Some(&1));
+        assert_eq!(r.coverage, Coverage::Exact);
+        assert!(!r.is_success());
+    }
+
+    #[test]
+    fn an_unplaced_barrier_claims_nothing_and_says_why() {
+        let (core, _rx) = test_support::core(vec![Arc::new(InMemoryExporter::new())]);
+        let b = barrier();
+        let r = assemble(&core, &b, FlushScope::all(), Instant::now());
+        assert!(!r.completed);
+        assert_eq!(r.coverage, Coverage::BarrierNotReached);
+        assert!(
+            r.exporters[0]
+                .cause
+                .as_deref()
+                .unwrap()
+                .contains("did not reach")
+        );
+        // The router will now skip it.
+        assert!(!b.place(Placed::default));
+    }
+
+    #[test]
+    fn a_lane_whose_own_flush_failed_is_not_completed() {
+        let (core, _rx) = test_support::core(vec![Arc::new(InMemoryExporter::new())]);
+        let b = barrier();
+        assert!(b.place(Placed::default));
+        b.record(
+            0,
+            LaneResult::Passed {
+                flush_error: Some("vendor flush: 503".into()),
+                timed_out: false,
+            },
+        );
+        let r = assemble(&core, &b, FlushScope::all(), Instant::now());
+        assert_eq!(r.incomplete(), ["memory"]);
+        assert_eq!(r.exporters[0].cause.as_deref(), Some("vendor flush: 503"));
+    }
+}

@@ -338,3 +338,124 @@ pub(crate) async fn router_loop(
     });
     let _either = futures_util::future::select(halt, run).await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::barrier::Placement;
+    use crate::bus::test_support;
+    use crate::{InMemoryExporter, Signals, TraceId};
+
+    fn barrier(trace: Option<TraceId>, lanes: usize) -> Arc<Barrier> {
+        Barrier::new(
+            false,
+            trace,
+            vec![true; lanes].into(),
+            vec![None; lanes].into(),
+            Instant::now() + Duration::from_secs(5),
+        )
+    }
+
+    #[tokio::test]
+    async fn routing_fans_out_by_signal_and_tags_each_event_with_its_accounts() {
+        let spans = InMemoryExporter::new()
+            .named("spans")
+            .with_signals(Signals::ENDED_SPANS);
+        let logs = InMemoryExporter::new()
+            .named("logs")
+            .with_signals(Signals::NONE.with(Signal::Log));
+        let (core, mut rx) = test_support::core(vec![Arc::new(spans), Arc::new(logs)]);
+        let mut router = Router::new(Vec::new(), Vec::new(), Timers::DeadlineThread);
+        let trace = TraceId::random();
+        for name in ["a", "b"] {
+            assert!(core.ingress.push(test_support::ended(trace, name)).is_ok());
+        }
+        assert_eq!(router.route(&core).await, 2);
+        let Ok(WorkerMsg::Events(events)) = rx[0].try_recv() else {
+            panic!("the span exporter got nothing");
+        };
+        assert_eq!(events.len(), 2);
+        assert!(rx[1].try_recv().is_err(), "the log exporter got spans");
+        assert!(Arc::ptr_eq(&events[0].tag.epoch, &core.global.current(0)));
+        let t = events[0].tag.trace.as_ref().unwrap();
+        assert!(Arc::ptr_eq(t, events[1].tag.trace.as_ref().unwrap()));
+        assert_eq!(t[0].tally().accepted, 2);
+        assert_eq!(core.counters.snapshot().passed, 2);
+    }
+
+    #[tokio::test]
+    async fn a_placed_barrier_takes_the_open_accounts_and_later_events_open_new_ones() {
+        let (core, mut rx) = test_support::core(vec![Arc::new(InMemoryExporter::new())]);
+        let mut router = Router::new(Vec::new(), Vec::new(), Timers::DeadlineThread);
+        let trace = TraceId::random();
+        assert!(
+            core.ingress
+                .push(test_support::ended(trace, "before"))
+                .is_ok()
+        );
+        let global = barrier(None, 1);
+        let traced = barrier(Some(trace), 1);
+        router.pass_on(&core, &global).await;
+        router.pass_on(&core, &traced).await;
+        let Ok(WorkerMsg::Events(before)) = rx[0].try_recv() else {
+            panic!("no events");
+        };
+        match &global.state().placement {
+            Placement::Placed(p) => {
+                let own = p.accounts[0].as_ref().unwrap();
+                assert!(std::ptr::eq(&**own, &*before[0].tag.epoch));
+            }
+            other => panic!("not placed: {other:?}"),
+        }
+        match &traced.state().placement {
+            Placement::Placed(p) => {
+                let own = p.accounts[0].as_ref().unwrap();
+                assert_eq!(own.tally().accepted, 1);
+            }
+            other => panic!("not placed: {other:?}"),
+        }
+        // Both barriers went down the queue, behind the event.
+        assert!(matches!(rx[0].try_recv(), Ok(WorkerMsg::Barrier(_))));
+        assert!(matches!(rx[0].try_recv(), Ok(WorkerMsg::Barrier(_))));
+        assert!(
+            core.ingress
+                .push(test_support::ended(trace, "after"))
+                .is_ok()
+        );
+        router.route(&core).await;
+        let Ok(WorkerMsg::Events(after)) = rx[0].try_recv() else {
+            panic!("no events");
+        };
+        assert!(!Arc::ptr_eq(&after[0].tag.epoch, &before[0].tag.epoch));
+    }
+
+    #[tokio::test]
+    async fn a_barrier_its_caller_gave_up_on_is_neither_placed_nor_sent() {
+        let (core, mut rx) = test_support::core(vec![Arc::new(InMemoryExporter::new())]);
+        let mut router = Router::new(Vec::new(), Vec::new(), Timers::DeadlineThread);
+        let b = barrier(None, 1);
+        b.state().placement = Placement::Abandoned;
+        router.pass_on(&core, &b).await;
+        assert!(rx[0].try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_counts_what_it_refuses_in_the_events_accounts() {
+        let small = InMemoryExporter::new()
+            .with_batch_policy(crate::BatchPolicy::default().with_queue_capacity(3));
+        let (core, _rx) = test_support::core(vec![Arc::new(small)]);
+        let mut router = Router::new(Vec::new(), Vec::new(), Timers::DeadlineThread);
+        let trace = TraceId::random();
+        for _ in 0..5 {
+            assert!(core.ingress.push(test_support::ended(trace, "s")).is_ok());
+        }
+        router.route(&core).await;
+        let s = core.slots[0].stats();
+        assert_eq!(
+            (s.accepted, s.lost(DropReason::QueueFull), s.pending),
+            (5, 2, 3)
+        );
+        let epoch = core.global.current(0).tally();
+        assert_eq!(epoch.lost.get(&DropReason::QueueFull), Some(&2));
+    }
+}
