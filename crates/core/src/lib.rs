@@ -53,8 +53,8 @@ pub use event::{
     Signal, Signals, SpanEventKind,
 };
 pub use exporter::{
-    BatchPolicy, ErrorClass, ExportBatch, ExportError, ExportOutcome, Exporter, ExporterContext,
-    ItemRejection, RetryPolicy,
+    BatchPolicy, Custody, ErrorClass, ExportBatch, ExportError, ExportOutcome, Exporter,
+    ExporterContext, ItemRejection, RetryPolicy,
 };
 pub use id::{IdError, SpanId, TraceId, TraceParent};
 pub use memory::InMemoryExporter;
