@@ -72,7 +72,7 @@ pub use span::{
 pub use stats::{
     DropReason, ExporterFlushReport, ExporterStats, FlushReport, PipelineStats, Stats,
 };
-pub use tracking::{TrackedEvent, Tracking, TrackingExporter, TrackingLimits};
+pub use tracking::{Release, TrackedEvent, Tracking, TrackingExporter, TrackingLimits};
 
 /// Re-exported so exporter crates implement the traits with the same macro version.
 pub use async_trait::async_trait;

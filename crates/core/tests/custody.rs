@@ -91,7 +91,10 @@ async fn held_events_are_pending_until_settled_delivered() {
         .unwrap();
     emit(&obs, 3);
     let report = obs.flush(T).await;
-    assert!(!report.is_success(), "held events are not delivered: {report}");
+    assert!(
+        !report.is_success(),
+        "held events are not delivered: {report}"
+    );
     assert_eq!(report.pending(), 3, "{report}");
     let s = &obs.stats().exporters[0];
     assert_eq!((s.delivered, s.pending), (0, 3));
