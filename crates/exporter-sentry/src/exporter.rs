@@ -14,7 +14,7 @@ use aiobs_core::{
     BatchPolicy, ErrorClass, ExportBatch, ExportError, ExportOutcome, Exporter, ExporterContext,
     RetryPolicy, Signals, TrackedEvent, Tracking, TrackingExporter,
 };
-use aiobs_http::reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, RETRY_AFTER};
+use aiobs_http::reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap};
 use aiobs_http::{
     BatchResults, Compression, HttpClientConfig, HttpTransport, SendError, classify_status,
     classify_transport_error, user_agent,
@@ -138,13 +138,29 @@ impl Envelopes {
     }
 
     /// Sends one document; on 413 splits a transaction in two and sends the
-    /// halves, down to single children. Returns each part's items and result.
-    async fn send_document(&self, doc: Document) -> Vec<(Vec<usize>, Result<(), ExportError>)> {
+    /// halves, down to single children. Returns each part's items, result,
+    /// and whether a request was made (false: held back by a rate limit).
+    async fn send_document(
+        &self,
+        doc: Document,
+    ) -> Vec<(Vec<usize>, Result<(), ExportError>, bool)> {
         let mut out = Vec::new();
         let mut todo = vec![doc];
         while let Some(doc) = todo.pop() {
+            let (cat, cat_name) = category(&doc);
+            if let Some(wait) = self.limiter().is_disabled(cat()) {
+                let e = ExportError::throttled(
+                    Some(wait),
+                    format!(
+                        "Sentry rate limit (X-Sentry-Rate-Limits) for {cat_name} events in force for {:.0} s more; not sent",
+                        wait.as_secs_f64().ceil()
+                    ),
+                );
+                out.push((doc.items, Err(e), false));
+                continue;
+            }
             match self.send(&doc).await {
-                Ok(()) => out.push((doc.items, Ok(()))),
+                Ok(()) => out.push((doc.items, Ok(()), true)),
                 Err(SendError::TooLarge(msg)) => match encode::split(&doc) {
                     Some((a, b)) => {
                         todo.push(b);
@@ -155,31 +171,20 @@ impl Envelopes {
                         Err(ExportError::permanent(format!(
                             "Sentry refused the envelope as too large even alone (HTTP 413): {msg}"
                         ))),
+                        true,
                     )),
                 },
-                Err(SendError::Export(e)) => out.push((doc.items, Err(e))),
-                Err(other) => out.push((doc.items, Err(other.into()))),
+                Err(SendError::Export(e)) => out.push((doc.items, Err(e), true)),
+                Err(other) => out.push((doc.items, Err(other.into()), true)),
             }
         }
         out
     }
 
-    /// One envelope: checked against the rate limits in force (nothing is
-    /// sent for a limited category), POSTed gzip-compressed, its answer
-    /// classified by the workspace's one classifier; the rate limits it
-    /// announces (`X-Sentry-Rate-Limits`, or `Retry-After` on 429) are recorded.
+    /// One envelope, POSTed gzip-compressed; its answer classified by the
+    /// workspace's one classifier, the rate limits it announces recorded.
     async fn send(&self, doc: &Document) -> Result<(), SendError> {
-        let (cat, cat_name) = category(doc);
-        if let Some(wait) = self.limiter().is_disabled(cat()) {
-            return Err(ExportError::throttled(
-                Some(wait),
-                format!(
-                    "Sentry rate limit for {cat_name} events in force for {:.0} s more; not sent",
-                    wait.as_secs_f64().ceil()
-                ),
-            )
-            .into());
-        }
+        let (cat, _) = category(doc);
         let body = self.http.encode(&encode::envelope(doc));
         let auth = self.config.dsn.to_auth(Some(&user_agent(NAME))).to_string();
         let mut req = self
@@ -199,7 +204,7 @@ impl Envelopes {
             .map_err(|e| SendError::Export(classify_transport_error(&e)))?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        self.record_limits(status, &headers);
+        self.record_limits(&headers);
         let answer = response
             .bytes()
             .await
@@ -223,19 +228,16 @@ impl Envelopes {
         }
     }
 
-    /// Records the rate limits an answer announces, on any status.
-    fn record_limits(&self, status: u16, headers: &HeaderMap) {
-        let mut limiter = self.limiter();
+    /// Records the per-category rate limits an answer announces
+    /// (`X-Sentry-Rate-Limits`, on any status). A bare `429`/`503` with
+    /// `Retry-After` is left to the pipeline worker, which waits it out
+    /// before retrying (up to the retry policy's `max_backoff`, 60 s here).
+    fn record_limits(&self, headers: &HeaderMap) {
         if let Some(v) = headers
             .get(RATE_LIMITS_HEADER)
             .and_then(|v| v.to_str().ok())
         {
-            limiter.update_from_sentry_header(v);
-        } else if status == 429 {
-            match headers.get(RETRY_AFTER).and_then(|v| v.to_str().ok()) {
-                Some(v) => limiter.update_from_retry_after(v),
-                None => limiter.update_from_429(),
-            }
+            self.limiter().update_from_sentry_header(v);
         }
     }
 
@@ -322,10 +324,13 @@ impl TrackingExporter for Envelopes {
             }
             let cut = encode::fit(&mut doc, self.config.max_event_bytes);
             self.count_truncations(cut);
-            for (part, result) in self.send_document(doc).await {
+            for (part, result, sent) in self.send_document(doc).await {
                 let Err(e) = result else { continue };
                 let part: Vec<usize> = part.into_iter().filter(|i| failed.insert(*i)).collect();
-                if matches!(e.class, ErrorClass::Transient | ErrorClass::Disabled) {
+                // As `aiobs_http::send_split`: after a refused request the
+                // rest shares its failure. A category held back by a rate
+                // limit (nothing sent) does not stop the other categories.
+                if sent {
                     stop = Some(ExportError::new(e.class, e.message.clone()));
                 }
                 results.fail(&part, e);

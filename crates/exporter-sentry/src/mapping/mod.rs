@@ -171,7 +171,7 @@ impl Mapper {
             tags: tags(head),
             sdk: Some(sdk()),
             timestamp: Some(end_of(head)),
-            start_timestamp: head.start_time.into(),
+            start_timestamp: start_of(head),
             spans,
             contexts,
             server_name: self.server_name.clone().map(Into::into),
@@ -213,7 +213,7 @@ impl Mapper {
             parent_span_id: s.effective_parent().map(span_id),
             description: Some(ops::description(s, &op)),
             timestamp: Some(end_of(s)),
-            start_timestamp: s.start_time.into(),
+            start_timestamp: start_of(s),
             status: Some(status),
             tags,
             data: data::span_data(s, &op, self.capture).into_iter().collect(),
@@ -300,8 +300,26 @@ fn trace_id(id: aiobs_core::TraceId) -> sentry::protocol::TraceId {
     sentry::protocol::TraceId::from(id.to_bytes())
 }
 
+/// Start and end in whole microseconds, end never before start. The
+/// `sentry` crate writes starts as float seconds and ends as RFC 3339; Relay
+/// reads both at microsecond precision and refuses a transaction whose end
+/// comes before its start, which sub-microsecond spans would otherwise hit.
+fn times(s: &ExportedSpan) -> (SystemTime, SystemTime) {
+    let micros = |t: chrono::DateTime<chrono::Utc>| {
+        SystemTime::UNIX_EPOCH
+            + std::time::Duration::from_micros(u64::try_from(t.timestamp_micros()).unwrap_or(0))
+    };
+    let start = micros(s.start_time);
+    let end = micros(s.end_time.unwrap_or(s.start_time)).max(start);
+    (start, end)
+}
+
 fn end_of(s: &ExportedSpan) -> SystemTime {
-    s.end_time.unwrap_or(s.start_time).into()
+    times(s).1
+}
+
+fn start_of(s: &ExportedSpan) -> SystemTime {
+    times(s).0
 }
 
 fn status(s: &ExportedSpan) -> SentrySpanStatus {
