@@ -51,7 +51,7 @@ impl Envelope {
 /// Parses an envelope body (already decompressed by the scripted server).
 pub fn parse_envelope(body: &[u8]) -> Result<Envelope, String> {
     let mut rest = body;
-    let mut line = |rest: &mut &[u8]| -> Result<Value, String> {
+    let line = |rest: &mut &[u8]| -> Result<Value, String> {
         let end = rest
             .iter()
             .position(|b| *b == b'\n')
