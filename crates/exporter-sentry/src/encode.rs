@@ -110,7 +110,8 @@ pub(crate) fn split(doc: &Document) -> Option<(Document, Document)> {
     let Payload::Transaction(t) = &doc.payload else {
         return None;
     };
-    if t.spans.len() < 2 || doc.items.len() != t.spans.len() + 1 {
+    let head = usize::from(doc.carries_head);
+    if t.spans.len() < 2 || doc.items.len() != t.spans.len() + head {
         return None;
     }
     let mid = t.spans.len() / 2;
@@ -118,13 +119,18 @@ pub(crate) fn split(doc: &Document) -> Option<(Document, Document)> {
     let mut second = (**t).clone();
     second.spans = first.spans.split_off(mid);
     second.event_id = uuid::Uuid::new_v5(&doc.event_id, b"aiobs-sentry:split");
-    let half = |txn: sentry::protocol::Transaction<'static>, items: Vec<usize>| Document {
-        event_id: txn.event_id,
-        payload: Payload::Transaction(Box::new(txn)),
-        trace: doc.trace.clone(),
-        items,
-    };
-    let a_items = doc.items[..=mid].to_vec();
-    let b_items = doc.items[mid + 1..].to_vec();
-    Some((half(first, a_items), half(second, b_items)))
+    let half =
+        |txn: sentry::protocol::Transaction<'static>, items: Vec<usize>, carries_head| Document {
+            event_id: txn.event_id,
+            payload: Payload::Transaction(Box::new(txn)),
+            trace: doc.trace.clone(),
+            items,
+            carries_head,
+        };
+    let a_items = doc.items[..head + mid].to_vec();
+    let b_items = doc.items[head + mid..].to_vec();
+    Some((
+        half(first, a_items, doc.carries_head),
+        half(second, b_items, false),
+    ))
 }

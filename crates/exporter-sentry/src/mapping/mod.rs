@@ -45,8 +45,12 @@ pub(crate) struct Document {
     /// The envelope header's dynamic sampling context.
     pub(crate) trace: DynamicSamplingContext,
     /// Indices (in the slice passed to `map_batch`) of the spans it carries;
-    /// for a transaction the head first, then its children in `spans[]` order.
+    /// for a transaction the head first (if `carries_head`), then its
+    /// children in `spans[]` order.
     pub(crate) items: Vec<usize>,
+    /// Whether `items[0]` is the head of the transaction (false for the
+    /// second half of a split one, which repeats the head's context only).
+    pub(crate) carries_head: bool,
 }
 
 /// Maps spans with the exporter's settings.
@@ -125,6 +129,7 @@ impl Mapper {
                         trace: self.dsc(s, name.clone()),
                         payload: Payload::Error(Box::new(event)),
                         items: vec![i],
+                        carries_head: false,
                     });
                 }
             }
@@ -133,6 +138,7 @@ impl Mapper {
                 trace: self.dsc(head_span, name),
                 payload: Payload::Transaction(Box::new(txn)),
                 items: items_of,
+                carries_head: true,
             });
             docs.extend(errors);
         }
