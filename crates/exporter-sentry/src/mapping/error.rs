@@ -20,6 +20,7 @@ pub(crate) fn exception(error: &SpanError) -> Exception {
     let frames = error
         .stack
         .as_deref()
+        .filter(|s| is_rust_backtrace(s))
         .and_then(parse_stacktrace)
         .filter(|s| !s.frames.is_empty());
     let mut data = sentry::protocol::Map::new();
@@ -40,6 +41,16 @@ pub(crate) fn exception(error: &SpanError) -> Exception {
         }),
         ..Exception::default()
     }
+}
+
+/// Whether a stack is in the format of Rust's `std::backtrace::Backtrace`
+/// (`  0: function` lines), the one `parse_stacktrace` reads.
+fn is_rust_backtrace(stack: &str) -> bool {
+    stack
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .and_then(|l| l.trim_start().split_once(':'))
+        .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// The error event for a failed span; `transaction` is the name of the
