@@ -20,7 +20,11 @@
 //!   [`SpanType`] ([`Operation::of`], [`Operation::span_type`]);
 //! - the span-name rule `{operation} {model|agent|tool|workflow}` ([`span_name`]);
 //! - whether a span is a client call (OpenTelemetry span kind `CLIENT`) or
-//!   in-process work (`INTERNAL`) ([`is_client_call`]).
+//!   in-process work (`INTERNAL`) ([`is_client_call`]);
+//! - the attribute table itself ([`attributes`]): which `gen_ai.*`,
+//!   `user.id`, `session.id` and `error.type` attributes a span carries, with
+//!   content (messages in the conventions' parts schema, tool arguments and
+//!   results) only when capture is on ([`AttributeOptions`]).
 //!
 //! ```
 //! use aiobs_core::semconv::{self, Operation};
@@ -37,6 +41,13 @@
 use std::borrow::Cow;
 
 use crate::span::{ExportedSpan, SpanAttributes, SpanType};
+
+mod attributes;
+mod messages;
+
+pub use attributes::{
+    AttrValue, Attribute, AttributeOptions, attributes, content_has_convention, unmapped_parameters,
+};
 
 /// The semantic conventions version followed (see the module docs).
 pub const SEMCONV_VERSION: &str = "1.42.0";
