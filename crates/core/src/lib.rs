@@ -43,6 +43,7 @@ mod observability;
 pub mod payload;
 pub mod processor;
 pub mod sampling;
+pub mod semconv;
 pub mod span;
 pub mod stats;
 pub mod tracking;
