@@ -192,22 +192,20 @@ impl Mapper {
 
     /// `contexts.trace` for a span: ids, op, description, status, data.
     fn trace_context(&self, s: &ExportedSpan) -> TraceContext {
-        let op = ops::operation(s.span_type);
         TraceContext {
             span_id: span_id(s.span_id),
             trace_id: trace_id(s.trace_id),
             parent_span_id: s.effective_parent().map(span_id),
-            description: Some(ops::description(s, &op)),
+            description: Some(ops::description(s)),
             status: Some(status(s)),
             origin: Some("auto.ai.aiobs".into()),
-            data: data::span_data(s, &op, self.capture).into_iter().collect(),
-            op: Some(op.op),
+            data: data::span_data(s, self.capture).into_iter().collect(),
+            op: Some(ops::op(s)),
         }
     }
 
     /// One child in `spans[]`.
     fn span(&self, s: &ExportedSpan) -> Span {
-        let op = ops::operation(s.span_type);
         let mut tags = sentry::protocol::Map::new();
         let status = status(s);
         if status != SentrySpanStatus::Ok {
@@ -217,13 +215,13 @@ impl Mapper {
             span_id: span_id(s.span_id),
             trace_id: trace_id(s.trace_id),
             parent_span_id: s.effective_parent().map(span_id),
-            description: Some(ops::description(s, &op)),
+            description: Some(ops::description(s)),
             timestamp: Some(end_of(s)),
             start_timestamp: start_of(s),
             status: Some(status),
             tags,
-            data: data::span_data(s, &op, self.capture).into_iter().collect(),
-            op: Some(op.op),
+            data: data::span_data(s, self.capture).into_iter().collect(),
+            op: Some(ops::op(s)),
             ..Span::default()
         }
     }
