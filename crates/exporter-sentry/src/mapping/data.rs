@@ -15,8 +15,11 @@
 //! | `gen_ai.system`, `user.id`, `session.id` | left out: deprecated, or on the event (`user`) and in `gen_ai.conversation.id` |
 //!
 //! Usage counts are integers, and *inclusive* (`input_tokens` counts cached
-//! tokens, `output_tokens` reasoning tokens) in both. Messages are JSON
-//! strings in the conventions' parts schema.
+//! tokens, `output_tokens` reasoning tokens) in both. Sentry sums
+//! `gen_ai.usage.*` over a trace's spans, so only billable usage
+//! ([`ExportedSpan::billable_usage`]: no model span above it) is written
+//! there; a nested model span's usage is kept visible under `aiobs.usage.*`.
+//! Messages are JSON strings in the conventions' parts schema.
 
 use aiobs_core::semconv::{self, AttrValue, AttributeOptions, Stability};
 use aiobs_core::{ExportedSpan, SpanStatus};
@@ -28,6 +31,7 @@ pub(crate) fn span_data(span: &ExportedSpan, capture: bool) -> Map<String, Value
         .capture_content(capture)
         .stability(Stability::LatestExperimental);
     let mut d = Map::new();
+    let billable = span.billable_usage().is_some();
     for (name, value) in semconv::attributes(span, opts) {
         let key = match name {
             semconv::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS => "gen_ai.usage.input_tokens.cached",
@@ -38,10 +42,19 @@ pub(crate) fn span_data(span: &ExportedSpan, capture: bool) -> Map<String, Value
             semconv::GEN_AI_SYSTEM | semconv::USER_ID | semconv::SESSION_ID => continue,
             other => other,
         };
-        d.insert(key.to_owned(), json_of(value));
+        let key = match key.strip_prefix("gen_ai.usage.") {
+            Some(rest) if !billable => format!("aiobs.usage.{rest}"),
+            _ => key.to_owned(),
+        };
+        d.insert(key, json_of(value));
     }
     if let Some(u) = span.attributes.usage() {
-        d.insert("gen_ai.usage.total_tokens".into(), json!(u.total_tokens()));
+        let total = if billable {
+            "gen_ai.usage.total_tokens"
+        } else {
+            "aiobs.usage.total_tokens"
+        };
+        d.insert(total.into(), json!(u.total_tokens()));
     }
     for (k, v) in semconv::unmapped_parameters(span) {
         d.insert(format!("aiobs.request.{k}"), v.clone());
@@ -124,6 +137,34 @@ mod tests {
                 "gen_ai.usage.total_tokens": 150,
             })
         );
+    }
+
+    #[test]
+    fn nested_model_usage_is_shown_but_not_summed_by_sentry() {
+        let mut step = ExportedSpan::new(
+            TraceId::random(),
+            SpanId::random(),
+            "step",
+            SpanType::ModelStep,
+        );
+        step.attributes = ModelAttributes::new("gpt-4o-mini", "openai")
+            .with_usage(Usage::new(60, 10))
+            .into();
+        let generation = ExportedSpan::new(
+            step.trace_id,
+            SpanId::random(),
+            "generation",
+            SpanType::ModelGeneration,
+        );
+        step.ancestry = std::sync::Arc::from(vec![aiobs_core::Ancestor::new(
+            generation.span_id,
+            generation.start_time,
+            SpanType::ModelGeneration,
+        )]);
+        let d = span_data(&step, false);
+        assert!(!d.keys().any(|k| k.starts_with("gen_ai.usage.")), "{d:?}");
+        assert_eq!(d["aiobs.usage.input_tokens"], 60);
+        assert_eq!(d["aiobs.usage.total_tokens"], 70);
     }
 
     #[test]

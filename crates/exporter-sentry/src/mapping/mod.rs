@@ -133,9 +133,12 @@ impl Mapper {
                     });
                 }
             }
+            // The sampling context names the trace's head transaction: not
+            // ours to claim when this process continues an upstream trace.
+            let head_name = name.clone().filter(|_| head_span.is_trace_root());
             docs.push(Document {
                 event_id: txn.event_id,
-                trace: self.dsc(head_span, name),
+                trace: self.dsc(head_span, head_name),
                 payload: Payload::Transaction(Box::new(txn)),
                 items: items_of,
                 carries_head: true,
