@@ -134,16 +134,16 @@ impl SentryExporterBuilder {
     ///
     /// Empty variables count as unset, as in Sentry's own SDKs.
     pub fn from_env() -> Self {
-        Self::from_lookup(|name| std::env::var(name).ok())
+        Self::from_lookup(aiobs_http::process_env)
     }
 
     /// Like [`from_env`](Self::from_env), reading variables through `lookup`.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
-        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let env = aiobs_http::Env::new(&lookup);
         Self {
-            dsn: get("SENTRY_DSN"),
-            environment: get("SENTRY_ENVIRONMENT"),
-            release: get("SENTRY_RELEASE"),
+            dsn: env.get("SENTRY_DSN"),
+            environment: env.get("SENTRY_ENVIRONMENT"),
+            release: env.get("SENTRY_RELEASE"),
             ..Self::default()
         }
     }
