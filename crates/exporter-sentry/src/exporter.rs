@@ -6,6 +6,8 @@
 //! setup is never touched (see `docs/adr/0001-sentry-envelopes-over-aiobs-http.md`).
 
 use std::collections::HashSet;
+
+use futures_util::StreamExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -27,6 +29,11 @@ use crate::mapping::{Document, Mapper, Payload};
 
 /// The exporter's name, and the metadata key it reads (`metadata.sentry`).
 pub const NAME: &str = "sentry";
+
+/// Envelopes sent one after another by one `export` call: sending them
+/// concurrently would let a refusal of the first arrive after later ones
+/// were acknowledged, so a whole-batch retry would send those again.
+const ENVELOPES_IN_FLIGHT: usize = 1;
 
 /// The header carrying Sentry's per-category rate limits.
 const RATE_LIMITS_HEADER: &str = "x-sentry-rate-limits";
@@ -271,7 +278,9 @@ impl TrackingExporter for Envelopes {
         // Children wait for their root in `Tracking`, not in the batch: a
         // short wait sends each trace soon after its root ends.
         BatchPolicy::default()
-            .with_max_events(500)
+            // One request per trace: a batch of 100 spans keeps an export
+            // call short, so an attempt timeout rarely cuts one midway.
+            .with_max_events(100)
             .with_max_bytes(8 * 1024 * 1024)
             .with_max_wait(Duration::from_secs(1))
     }
@@ -303,38 +312,48 @@ impl TrackingExporter for Envelopes {
                 "the Sentry exporter exports ended spans only",
             );
         }
-        let mut failed: HashSet<usize> = HashSet::new();
-        let mut stop: Option<ExportError> = None;
-        for mut doc in docs {
-            let items: Vec<usize> = doc
-                .items
-                .iter()
-                .copied()
-                .filter(|i| !failed.contains(i))
-                .collect();
-            if items.is_empty() {
-                continue;
-            }
-            if let Some(e) = &stop {
-                // The destination is down or refused the credentials: the
-                // rest shares the failure without a request each.
-                results.fail(&items, ExportError::new(e.class, e.message.clone()));
-                failed.extend(items);
-                continue;
-            }
-            let cut = encode::fit(&mut doc, self.config.max_event_bytes);
-            self.count_truncations(cut);
-            for (part, result, sent) in self.send_document(doc).await {
-                let Err(e) = result else { continue };
-                let part: Vec<usize> = part.into_iter().filter(|i| failed.insert(*i)).collect();
-                // As `aiobs_http::send_split`: after a refused request the
-                // rest shares its failure. A category held back by a rate
-                // limit (nothing sent) does not stop the other categories.
-                if sent {
-                    stop = Some(ExportError::new(e.class, e.message.clone()));
+        // One envelope per event is Sentry's rule, so a batch of many traces
+        // is many requests, sent in order. As
+        // `aiobs_http::send_split`: after a refused request, envelopes not yet
+        // started share its failure unsent. A category held back by a rate
+        // limit (nothing sent) does not stop the other categories.
+        let stop: Mutex<Option<ExportError>> = Mutex::new(None);
+        let stopped = || {
+            stop.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .as_ref()
+                .map(|e| ExportError::new(e.class, e.message.clone()))
+        };
+        let answers: Vec<Vec<(Vec<usize>, Result<(), ExportError>, bool)>> =
+            futures_util::stream::iter(docs.into_iter().map(|mut doc| {
+                let (stop, stopped) = (&stop, &stopped);
+                async move {
+                    if let Some(e) = stopped() {
+                        return vec![(doc.items, Err(e), false)];
+                    }
+                    let cut = encode::fit(&mut doc, self.config.max_event_bytes);
+                    self.count_truncations(cut);
+                    let out = self.send_document(doc).await;
+                    for (_, r, sent) in &out {
+                        if let (Err(e), true) = (r, sent) {
+                            stop.lock()
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .get_or_insert_with(|| {
+                                    ExportError::new(e.class, e.message.clone())
+                                });
+                        }
+                    }
+                    out
                 }
-                results.fail(&part, e);
-            }
+            }))
+            .buffered(ENVELOPES_IN_FLIGHT)
+            .collect()
+            .await;
+        let mut failed: HashSet<usize> = HashSet::new();
+        for (part, result, _) in answers.into_iter().flatten() {
+            let Err(e) = result else { continue };
+            let part: Vec<usize> = part.into_iter().filter(|i| failed.insert(*i)).collect();
+            results.fail(&part, e);
         }
         let delivered = items.len() - failed.len() - refused;
         results.delivered(delivered);
