@@ -218,8 +218,16 @@ pub struct ItemRejection {
 #[derive(Debug, Clone, Default, PartialEq)]
 #[must_use]
 pub struct ExportOutcome {
-    /// Items the destination refused; every other item counts delivered.
+    /// Items the destination refused; every other item counts delivered,
+    /// except the held ones.
     pub rejected: Vec<ItemRejection>,
+    /// Items the exporter took into its own custody instead of sending them
+    /// now (e.g. a child span kept until its root ends, to send them together).
+    /// They stay *pending* in stats and flush reports until the exporter
+    /// settles each one through the [`Custody`] of its [`ExporterContext`];
+    /// its `flush` must send and settle them. An index listed both here and
+    /// in `rejected` counts as rejected.
+    pub held: Vec<usize>,
 }
 
 impl ExportOutcome {
@@ -229,7 +237,104 @@ impl ExportOutcome {
     }
     /// Some items were refused.
     pub fn partial(rejected: Vec<ItemRejection>) -> Self {
-        Self { rejected }
+        Self {
+            rejected,
+            held: Vec::new(),
+        }
+    }
+    /// Marks these items as held by the exporter (see [`ExportOutcome::held`]).
+    pub fn with_held(mut self, held: Vec<usize>) -> Self {
+        self.held = held;
+        self
+    }
+}
+
+/// Settles events an exporter holds (see [`ExportOutcome::held`]): each held
+/// event is pending until it is counted here exactly once, as delivered or
+/// lost with a reason. Cheap to clone.
+///
+/// Prefer [`Custody::delivered_events`] and [`Custody::lost_events`], which
+/// name the events (by the `Arc`s the exporter received in `export`): each
+/// outcome then reaches the reports its event belongs to, so a
+/// `flush_trace` of the event's trace stays exact. [`Custody::delivered`] and
+/// [`Custody::lost`] settle by count, the events held longest first.
+///
+/// Events still held when shutdown ends are counted dropped (`FlushTimeout`)
+/// by the pipeline, like any other pending event.
+#[derive(Clone)]
+pub struct Custody {
+    settle: Option<Settle>,
+}
+
+/// Where a [`Custody`] reports (the exporter's accounting in the worker).
+pub(crate) type Settle = Arc<dyn Fn(Settlement<'_>) + Send + Sync>;
+
+/// One settlement of held events, as [`Custody`] reports it to the pipeline.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Settlement<'a> {
+    /// The `n` events held longest.
+    Oldest(usize, Outcome<'a>),
+    /// These events.
+    Events(&'a [Arc<ObservabilityEvent>], Outcome<'a>),
+}
+
+/// How held events ended.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Outcome<'a> {
+    Delivered,
+    Lost(crate::stats::DropReason, &'a str),
+}
+
+impl Custody {
+    pub(crate) fn new(settle: Settle) -> Self {
+        Self {
+            settle: Some(settle),
+        }
+    }
+    /// A custody that reports nowhere: what an exporter sees outside a pipeline.
+    pub fn detached() -> Self {
+        Self { settle: None }
+    }
+    /// `n` held events were acknowledged by the destination (the `n` held
+    /// longest; more than are held counts as all of them).
+    pub fn delivered(&self, n: usize) {
+        if let (Some(s), true) = (&self.settle, n > 0) {
+            s(Settlement::Oldest(n, Outcome::Delivered));
+        }
+    }
+    /// `n` held events were lost for `reason` (`PermanentError` when the
+    /// destination refused them, `RetriesExhausted` when it kept failing).
+    pub fn lost(&self, reason: crate::stats::DropReason, n: usize, detail: &str) {
+        if let (Some(s), true) = (&self.settle, n > 0) {
+            s(Settlement::Oldest(n, Outcome::Lost(reason, detail)));
+        }
+    }
+    /// These held events were acknowledged by the destination. Events not
+    /// held (or already settled) are ignored.
+    pub fn delivered_events(&self, events: &[Arc<ObservabilityEvent>]) {
+        if let (Some(s), false) = (&self.settle, events.is_empty()) {
+            s(Settlement::Events(events, Outcome::Delivered));
+        }
+    }
+    /// These held events were lost for `reason`. Events not held (or
+    /// already settled) are ignored.
+    pub fn lost_events(
+        &self,
+        events: &[Arc<ObservabilityEvent>],
+        reason: crate::stats::DropReason,
+        detail: &str,
+    ) {
+        if let (Some(s), false) = (&self.settle, events.is_empty()) {
+            s(Settlement::Events(events, Outcome::Lost(reason, detail)));
+        }
+    }
+}
+
+impl Debug for Custody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Custody")
+            .field("attached", &self.settle.is_some())
+            .finish()
     }
 }
 
@@ -241,6 +346,8 @@ impl ExportOutcome {
 pub struct ExporterContext {
     /// The service name configured on the builder.
     pub service_name: String,
+    /// Where this exporter settles the events it holds (see [`ExportOutcome::held`]).
+    pub custody: Custody,
     blocking: Arc<BlockingCalls>,
     attempt_timeout: Duration,
     timers: Timers,
@@ -250,6 +357,8 @@ impl ExporterContext {
     pub(crate) fn new(service_name: String) -> Self {
         Self {
             service_name,
+            // Each worker attaches its own.
+            custody: Custody::detached(),
             blocking: Arc::default(),
             attempt_timeout: RetryPolicy::default().attempt_timeout,
             timers: Timers::DeadlineThread,
@@ -257,9 +366,15 @@ impl ExporterContext {
     }
 
     /// The context one exporter's worker hands to it.
-    pub(crate) fn for_exporter(&self, attempt_timeout: Duration, timers: Timers) -> Self {
+    pub(crate) fn for_exporter(
+        &self,
+        custody: Custody,
+        attempt_timeout: Duration,
+        timers: Timers,
+    ) -> Self {
         Self {
             service_name: self.service_name.clone(),
+            custody,
             blocking: Arc::default(),
             attempt_timeout,
             timers,

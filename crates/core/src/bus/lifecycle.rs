@@ -468,27 +468,19 @@ impl Pipeline {
         report
     }
 
-    /// At the end of shutdown: what did not complete is given up (counted
-    /// `FlushTimeout`) and its worker stopped.
+    /// At the end of shutdown: whatever is still pending (a lane that did
+    /// not complete, events an exporter still holds) is given up, counted
+    /// `FlushTimeout`, and every worker is stopped.
     fn give_up(&self, b: &Barrier) {
         if !b.is_placed() {
             self.core.abandon_ingress(DropReason::FlushTimeout);
         }
         for slot in &self.core.slots {
-            let passed = matches!(
-                b.lane(slot.index),
-                LaneResult::Passed {
-                    timed_out: false,
-                    ..
-                }
+            slot.abandon(
+                &self.core,
+                DropReason::FlushTimeout,
+                "still pending when shutdown ended",
             );
-            if !passed {
-                slot.abandon(
-                    &self.core,
-                    DropReason::FlushTimeout,
-                    "still pending when shutdown ended",
-                );
-            }
         }
     }
 

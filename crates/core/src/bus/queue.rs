@@ -12,7 +12,7 @@ use super::Core;
 use super::barrier::Barrier;
 use super::ledger::{Account, TraceAccounts, lock};
 use crate::event::{ObservabilityEvent, Signal, Signals};
-use crate::exporter::{BatchPolicy, Exporter, RetryPolicy};
+use crate::exporter::{BatchPolicy, Exporter, Outcome as HeldOutcome, RetryPolicy, Settlement};
 use crate::stats::{Counters, DropReason, ExporterStats};
 
 pub(crate) type EventRef = Arc<ObservabilityEvent>;
@@ -108,8 +108,27 @@ pub(crate) struct Slot {
     /// abandoned (its worker's later outcomes are not counted again).
     abandoned: Mutex<Option<DropReason>>,
     pub(crate) health: Mutex<Health>,
+    /// Events the exporter took into its custody (`ExportOutcome::held`):
+    /// pending, with their tags, until it settles them.
+    held: Mutex<Held>,
     pub(crate) tx: mpsc::UnboundedSender<WorkerMsg>,
     pub(crate) stop: Stop,
+}
+
+/// Held events in the order they were taken, findable by their `Arc`.
+#[derive(Default)]
+struct Held {
+    next: u64,
+    by_order: std::collections::BTreeMap<u64, (EventRef, Tag)>,
+    by_event: std::collections::HashMap<usize, u64>,
+}
+
+impl Held {
+    fn take(&mut self, order: u64) -> Option<(EventRef, Tag)> {
+        let (event, tag) = self.by_order.remove(&order)?;
+        self.by_event.remove(&(Arc::as_ptr(&event) as usize));
+        Some((event, tag))
+    }
 }
 
 const SIGNALS: usize = 7;
@@ -157,6 +176,7 @@ impl Slot {
             unsettled: Default::default(),
             abandoned: Mutex::new(None),
             health: Mutex::new(Health::default()),
+            held: Mutex::default(),
             tx,
             stop: Stop::default(),
         });
@@ -356,6 +376,50 @@ impl Slot {
                 .notify(Some(&self.name), SIGNAL_ORDER[i], reason, *n);
         }
         lost
+    }
+
+    /// The exporter holds these events (they stay pending, counted in `queued`).
+    pub(crate) fn hold(&self, events: impl IntoIterator<Item = (EventRef, Tag)>) {
+        let mut h = lock(&self.held);
+        for (event, tag) in events {
+            let order = h.next;
+            h.next += 1;
+            h.by_event.insert(Arc::as_ptr(&event) as usize, order);
+            h.by_order.insert(order, (event, tag));
+        }
+    }
+
+    /// The exporter settles events it holds (through its `Custody`).
+    pub(crate) fn settle_held(&self, core: &Core, settlement: Settlement<'_>) {
+        let (taken, outcome) = {
+            let mut h = lock(&self.held);
+            match settlement {
+                Settlement::Oldest(n, outcome) => {
+                    let orders: Vec<u64> = h.by_order.keys().take(n).copied().collect();
+                    let taken: Vec<_> = orders.into_iter().filter_map(|o| h.take(o)).collect();
+                    (taken, outcome)
+                }
+                Settlement::Events(events, outcome) => {
+                    let taken: Vec<_> = events
+                        .iter()
+                        .filter_map(|e| h.by_event.get(&(Arc::as_ptr(e) as usize)).copied())
+                        .collect::<Vec<u64>>()
+                        .into_iter()
+                        .filter_map(|o| h.take(o))
+                        .collect();
+                    (taken, outcome)
+                }
+            }
+        };
+        if taken.is_empty() {
+            return;
+        }
+        let outcome = match outcome {
+            HeldOutcome::Delivered => Outcome::Delivered,
+            HeldOutcome::Lost(reason, detail) => Outcome::Lost(reason, Some(detail)),
+        };
+        self.settle(core, taken.iter().map(|(e, t)| (e, t)), outcome);
+        self.queued.fetch_sub(taken.len(), Ordering::AcqRel);
     }
 
     pub(crate) fn is_abandoned(&self) -> bool {

@@ -19,7 +19,7 @@ use super::barrier::{Barrier, LaneResult};
 use super::ledger::lock;
 use super::queue::{EventRef, Outcome, Routed, Slot, Tag, WorkerMsg};
 use super::timer::Timers;
-use crate::exporter::{ErrorClass, ExportError, ExporterContext};
+use crate::exporter::{Custody, ErrorClass, ExportError, ExporterContext, Settlement};
 use crate::stats::DropReason;
 
 /// An event waiting for its batch.
@@ -62,7 +62,17 @@ impl Worker {
         ctx: ExporterContext,
         timers: Timers,
     ) -> Self {
-        let ctx = ctx.for_exporter(slot.retry.attempt_timeout, timers);
+        // The exporter settles the events it holds here, into their accounts.
+        let held_by = Arc::downgrade(&core);
+        let index = slot.index;
+        let custody = Custody::new(Arc::new(move |s: Settlement<'_>| {
+            if let Some(core) = held_by.upgrade()
+                && let Some(slot) = core.slots.get(index)
+            {
+                slot.settle_held(&core, s);
+            }
+        }));
+        let ctx = ctx.for_exporter(custody, slot.retry.attempt_timeout, timers);
         Self {
             slot,
             core,
@@ -354,7 +364,7 @@ impl Worker {
         match self.timers.timeout_at(Instant::now() + timeout, call).await {
             Ok(Ok(Ok(outcome))) => {
                 self.answered();
-                if outcome.rejected.is_empty() {
+                if outcome.rejected.is_empty() && outcome.held.is_empty() {
                     self.settle_all(Outcome::Delivered);
                     return Attempt::Done;
                 }
@@ -381,6 +391,20 @@ impl Worker {
                         failed_msg = Some(r.message);
                     }
                 }
+                // Held items stay pending until the exporter settles them
+                // through its `Custody`.
+                let mut held_idx = Vec::new();
+                for i in outcome.held {
+                    if i < total && !seen[i] {
+                        seen[i] = true;
+                        held_idx.push(i);
+                    }
+                }
+                slot.hold(
+                    held_idx
+                        .iter()
+                        .map(|i| (self.inflight[*i].clone(), self.inflight_tags[*i].clone())),
+                );
                 let delivered: Vec<usize> = (0..total).filter(|i| !seen[*i]).collect();
                 self.settle_some(&delivered, Outcome::Delivered);
                 self.settle_some(
