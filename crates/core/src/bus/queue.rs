@@ -131,9 +131,11 @@ impl Held {
     }
 }
 
-const SIGNALS: usize = 7;
+/// How many kinds of event there are ([`SIGNAL_ORDER`]).
+pub(crate) const SIGNALS: usize = 7;
 
-fn signal_index(s: Signal) -> usize {
+/// A signal's index in [`SIGNAL_ORDER`].
+pub(crate) fn signal_index(s: Signal) -> usize {
     match s {
         Signal::SpanStarted => 0,
         Signal::SpanUpdated => 1,
@@ -145,7 +147,8 @@ fn signal_index(s: Signal) -> usize {
     }
 }
 
-const SIGNAL_ORDER: [Signal; SIGNALS] = [
+/// Every signal, in a fixed order (for per-signal counts).
+pub(crate) const SIGNAL_ORDER: [Signal; SIGNALS] = [
     Signal::SpanStarted,
     Signal::SpanUpdated,
     Signal::SpanEnded,

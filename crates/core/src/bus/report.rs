@@ -119,27 +119,11 @@ pub(crate) fn assemble(core: &Core, b: &Barrier, scope: FlushScope, start: Insta
 /// counts nothing, and lists everything pending.
 pub(crate) fn refused(core: &Core, scope: FlushScope, start: Instant, why: String) -> FlushReport {
     let (pipeline, totals) = core.stats();
-    let wanted = |name: &str| {
-        scope
-            .exporters
-            .as_ref()
-            .is_none_or(|names| names.iter().any(|n| n == name))
-    };
-    let exporters = totals
-        .into_iter()
-        .filter(|t| wanted(&t.name))
-        .map(|t| ExporterFlushReport {
-            name: t.name.clone(),
-            delivered: 0,
-            failed: BTreeMap::new(),
-            dropped: BTreeMap::new(),
-            pending: t.pending,
-            completed: false,
-            flush_error: None,
-            cause: Some(why.clone()),
-            totals: t,
-        })
-        .collect();
+    let exporters = without_outcomes(totals, &scope, |t| Lane {
+        pending: t.pending,
+        completed: false,
+        cause: Some(why.clone()),
+    });
     FlushReport {
         completed: false,
         elapsed: start.elapsed(),
@@ -151,6 +135,48 @@ pub(crate) fn refused(core: &Core, scope: FlushScope, start: Instant, why: Strin
         pipeline,
         exporters,
     }
+}
+
+/// How an exporter stands in a report that counts no outcome.
+struct Lane {
+    pending: u64,
+    completed: bool,
+    cause: Option<String>,
+}
+
+/// Per exporter in `scope`: no outcome counted, the rest from `lane`.
+fn without_outcomes(
+    totals: Vec<crate::stats::ExporterStats>,
+    scope: &FlushScope,
+    lane: impl Fn(&crate::stats::ExporterStats) -> Lane,
+) -> Vec<ExporterFlushReport> {
+    totals
+        .into_iter()
+        .filter(|t| {
+            scope
+                .exporters
+                .as_ref()
+                .is_none_or(|names| names.contains(&t.name))
+        })
+        .map(|t| {
+            let Lane {
+                pending,
+                completed,
+                cause,
+            } = lane(&t);
+            ExporterFlushReport {
+                name: t.name.clone(),
+                delivered: 0,
+                failed: BTreeMap::new(),
+                dropped: BTreeMap::new(),
+                pending,
+                completed,
+                flush_error: None,
+                cause,
+                totals: t,
+            }
+        })
+        .collect()
 }
 
 /// After shutdown: nothing more can be delivered, but losses since (events
@@ -169,27 +195,11 @@ pub(crate) fn after_shutdown(core: &Core, scope: FlushScope, start: Instant) -> 
             core.traces.report(t, lane, take.seq, own).outcomes.lost
         }
     };
-    let wanted = |name: &str| {
-        scope
-            .exporters
-            .as_ref()
-            .is_none_or(|names| names.iter().any(|n| n == name))
-    };
-    let exporters = totals
-        .into_iter()
-        .filter(|t| wanted(&t.name))
-        .map(|t| ExporterFlushReport {
-            name: t.name.clone(),
-            delivered: 0,
-            failed: BTreeMap::new(),
-            dropped: BTreeMap::new(),
-            pending: 0,
-            completed: true,
-            flush_error: None,
-            cause: None,
-            totals: t,
-        })
-        .collect();
+    let exporters = without_outcomes(totals, &scope, |_| Lane {
+        pending: 0,
+        completed: true,
+        cause: None,
+    });
     FlushReport {
         completed: true,
         elapsed: start.elapsed(),

@@ -13,9 +13,10 @@ use super::OverflowPolicy;
 use super::barrier::{Barrier, LaneResult, Placed};
 use super::ingress::Queued;
 use super::ledger::{Account, AccountRef, TraceAccounts};
-use super::queue::{EventRef, Outcome, Routed, Slot, Tag, WorkerMsg};
+use super::queue::{
+    EventRef, Outcome, Routed, SIGNAL_ORDER, SIGNALS, Slot, Tag, WorkerMsg, signal_index,
+};
 use super::timer::Timers;
-use crate::event::Signal;
 use crate::id::TraceId;
 use crate::processor::{self, AsyncProcessor, SpanProcessor, Verdict};
 use crate::stats::DropReason;
@@ -63,15 +64,15 @@ impl Router {
         }
         let total = events.len() as u64;
         let mut kept: Vec<EventRef> = Vec::with_capacity(events.len());
-        let mut filtered = [0u64; SIGNALS.len()];
-        let mut panicked = [0u64; SIGNALS.len()];
+        let mut filtered = [0u64; SIGNALS];
+        let mut panicked = [0u64; SIGNALS];
         for ev in events.drain(..) {
             let mut ev = Arc::new(ev.into_event());
             match self.run_processors(&mut ev) {
                 Ok(Verdict::Keep) => kept.push(ev),
-                Ok(Verdict::Drop) => filtered[signal_slot(ev.signal())] += 1,
+                Ok(Verdict::Drop) => filtered[signal_index(ev.signal())] += 1,
                 Err(()) => {
-                    panicked[signal_slot(ev.signal())] += 1;
+                    panicked[signal_index(ev.signal())] += 1;
                     if let Some(t) = ev.trace_id() {
                         core.traces
                             .lose_in_pipeline(t, DropReason::ProcessorPanicked, 1);
@@ -90,11 +91,11 @@ impl Router {
                 tracing::error!(target: "aiobs", processor = ap.name(), "async processor panicked; its batch passes unprocessed");
             }
             let after = count_signals(&kept);
-            for i in 0..SIGNALS.len() {
+            for i in 0..SIGNALS {
                 filtered[i] += before[i].saturating_sub(after[i]);
             }
         }
-        for (i, s) in SIGNALS.iter().enumerate() {
+        for (i, s) in SIGNAL_ORDER.iter().enumerate() {
             core.lose_routed(DropReason::Filtered, *s, filtered[i]);
             core.lose_routed(DropReason::ProcessorPanicked, *s, panicked[i]);
         }
@@ -271,24 +272,10 @@ fn hand_to_worker(core: &Core, slot: &Slot, events: Vec<Routed>) {
     }
 }
 
-const SIGNALS: [Signal; 7] = [
-    Signal::SpanStarted,
-    Signal::SpanUpdated,
-    Signal::SpanEnded,
-    Signal::Log,
-    Signal::Metric,
-    Signal::Score,
-    Signal::Feedback,
-];
-
-fn signal_slot(s: Signal) -> usize {
-    SIGNALS.iter().position(|x| *x == s).unwrap_or(0)
-}
-
-fn count_signals(events: &[EventRef]) -> [u64; SIGNALS.len()] {
-    let mut n = [0u64; SIGNALS.len()];
+fn count_signals(events: &[EventRef]) -> [u64; SIGNALS] {
+    let mut n = [0u64; SIGNALS];
     for e in events {
-        n[signal_slot(e.signal())] += 1;
+        n[signal_index(e.signal())] += 1;
     }
     n
 }
@@ -344,7 +331,7 @@ mod tests {
     use super::*;
     use crate::bus::barrier::Placement;
     use crate::bus::test_support;
-    use crate::{InMemoryExporter, Signals, TraceId};
+    use crate::{InMemoryExporter, Signal, Signals, TraceId};
 
     fn barrier(trace: Option<TraceId>, lanes: usize) -> Arc<Barrier> {
         Barrier::new(
