@@ -181,3 +181,38 @@ impl Ingress {
         self.shards.iter().map(|s| lock(s).pushed).sum()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::TraceId;
+    use crate::bus::test_support::ended;
+
+    #[test]
+    fn a_full_or_closed_ingress_hands_the_event_back_and_drains_what_it_took() {
+        let ingress = Ingress::new(2);
+        let per_shard = ingress.capacity_per_shard;
+        let trace = TraceId::random();
+        for _ in 0..per_shard {
+            assert!(ingress.push(ended(trace, "ok")).is_ok());
+        }
+        match ingress.push(ended(trace, "one too many")) {
+            Err(Refused::Full(q)) => assert_eq!(q.trace_id(), Some(trace)),
+            _ => panic!("a full shard must refuse and hand the event back"),
+        }
+        ingress.close();
+        match ingress.push(ended(trace, "late")) {
+            Err(Refused::Closed(q)) => {
+                assert_eq!(q.signal(), crate::Signal::SpanEnded);
+            }
+            _ => panic!("a closed ingress must refuse"),
+        }
+        let mut out = Vec::new();
+        assert_eq!(
+            ingress.drain_into(&mut out),
+            per_shard,
+            "what was taken before closing stays"
+        );
+        assert_eq!(ingress.pushed(), per_shard as u64);
+    }
+}

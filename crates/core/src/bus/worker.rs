@@ -526,3 +526,62 @@ impl Worker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::bus::barrier::Placed;
+    use crate::bus::test_support;
+    use crate::{InMemoryExporter, TraceId};
+
+    #[tokio::test]
+    async fn a_worker_delivers_what_is_ahead_of_a_barrier_then_passes_it() {
+        let memory = InMemoryExporter::new();
+        let (core, mut rx) = test_support::core(vec![Arc::new(memory.clone())]);
+        let slot = core.slots[0].clone();
+        let epoch = core.global.current(0);
+        let trace = TraceId::random();
+        let routed: Vec<Routed> = (0..3)
+            .map(|_| Routed {
+                event: Arc::new(test_support::ended(trace, "s").into_event()),
+                tag: Tag {
+                    epoch: epoch.clone(),
+                    trace: None,
+                },
+            })
+            .collect();
+        let routed = slot.admit(&core, routed);
+        slot.queued.fetch_add(routed.len(), Ordering::AcqRel);
+        let mut worker = Worker::new(
+            slot.clone(),
+            core.clone(),
+            rx.remove(0),
+            ExporterContext::new("test".into()),
+            Timers::DeadlineThread,
+        );
+        worker.take(routed).await;
+        let barrier = Barrier::new(
+            false,
+            None,
+            vec![true].into(),
+            vec![None].into(),
+            Instant::now() + Duration::from_secs(5),
+        );
+        assert!(barrier.place(Placed::default));
+        worker.pass_barrier(&barrier).await;
+        assert_eq!(
+            barrier.lane(0),
+            LaneResult::Passed {
+                flush_error: None,
+                timed_out: false
+            }
+        );
+        assert_eq!(memory.ended_spans().len(), 3);
+        assert_eq!(epoch.tally().delivered, 3);
+        let s = slot.stats();
+        assert_eq!((s.delivered, s.pending), (3, 0));
+        assert_eq!(slot.queued.load(Ordering::Acquire), 0);
+    }
+}
