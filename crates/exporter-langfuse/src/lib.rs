@@ -61,12 +61,9 @@
 //! None.
 
 mod config;
+mod encode;
 mod exporter;
-mod ingestion;
 mod mapping;
-mod otlp;
-mod scores_api;
-mod truncate;
 
 pub use config::{
     DEFAULT_BASE_URL, DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_REQUEST_BYTES, DeliveryMode, ENV_VARS,
