@@ -207,8 +207,9 @@ impl CloudExporterBuilder {
 
     /// Most bytes of JSON (before compression) in one request (default 5 MiB).
     /// A larger batch is sent in several requests; a single span larger than
-    /// this is sent without its input, output and metadata (marked
-    /// `aiobs_truncated`), and rejected if still too large.
+    /// this has its largest payload fields cut to fit, each keeping its head
+    /// and a truncation marker (the item is marked `truncated`), and is
+    /// rejected if still too large.
     pub fn max_body_bytes(mut self, bytes: usize) -> Self {
         self.max_body_bytes = bytes.max(1024);
         self
