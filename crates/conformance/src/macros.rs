@@ -83,6 +83,14 @@ macro_rules! conformance_tests {
             fn hostile_payloads() {
                 run($crate::Scenario::HostilePayloads);
             }
+            #[test]
+            fn privacy_after_rebuild() {
+                run($crate::Scenario::PrivacyAfterRebuild);
+            }
+            #[test]
+            fn continuation() {
+                run($crate::Scenario::Continuation);
+            }
         }
     };
 }

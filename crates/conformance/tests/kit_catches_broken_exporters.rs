@@ -210,7 +210,24 @@ async fn run_all_reports_every_scenario_and_a_failing_factory() {
     let panic = std::panic::catch_unwind(|| report.assert_all_passed()).unwrap_err();
     let text = panic.downcast_ref::<String>().unwrap();
     assert!(
-        text.starts_with("13 of 13 conformance scenarios failed"),
+        text.starts_with("15 of 15 conformance scenarios failed"),
         "{text}"
+    );
+}
+
+/// A destination that names the trace after every root it receives, the
+/// continuing ones included: the continuation scenario says so.
+#[tokio::test]
+async fn a_destination_claiming_the_trace_from_a_continued_span_fails_continuation() {
+    let h = Harness::local(|dest| dest.shared(InMemoryExporter::new)).probe(|dest| {
+        Ok(in_memory_items(&dest.shared(InMemoryExporter::new))
+            .into_iter()
+            .map(|i| i.trace_claims(["name"]))
+            .collect())
+    });
+    let r = run(Scenario::Continuation, &h).await;
+    assert_fails_with(
+        &r,
+        &["continues an upstream trace", "to set no trace-level field"],
     );
 }

@@ -3,6 +3,7 @@
 
 mod capacity;
 mod check;
+mod context;
 mod delivery;
 mod emit;
 mod faults;
@@ -55,11 +56,17 @@ pub enum Scenario {
     /// Deep nesting, huge strings, NaN/∞, lone surrogates, control characters,
     /// values that fail to serialise.
     HostilePayloads,
+    /// A trace hiding inputs and outputs, rebuilt in a fresh `Observability`:
+    /// no hidden payload reaches the destination, every span does.
+    PrivacyAfterRebuild,
+    /// A trace continued from another process (by `traceparent` and by trace
+    /// id): the continuing spans claim no trace-level field (name, input, output).
+    Continuation,
 }
 
 impl Scenario {
     /// Every scenario, in the order `run_all` runs them.
-    pub const ALL: [Scenario; 13] = [
+    pub const ALL: [Scenario; 15] = [
         Self::AlwaysSucceed,
         Self::TransientErrors,
         Self::PermanentErrors,
@@ -73,6 +80,8 @@ impl Scenario {
         Self::DurableReplay,
         Self::Concurrency,
         Self::HostilePayloads,
+        Self::PrivacyAfterRebuild,
+        Self::Continuation,
     ];
 
     /// The snake_case name (also the test name the macro generates).
@@ -91,6 +100,8 @@ impl Scenario {
             Self::DurableReplay => "durable_replay",
             Self::Concurrency => "concurrency",
             Self::HostilePayloads => "hostile_payloads",
+            Self::PrivacyAfterRebuild => "privacy_after_rebuild",
+            Self::Continuation => "continuation",
         }
     }
 }
@@ -301,6 +312,8 @@ impl<'h> Run<'h> {
             Scenario::DurableReplay => ordering::durable_replay(self).await?,
             Scenario::Concurrency => delivery::concurrency(self).await?,
             Scenario::HostilePayloads => hostile::hostile_payloads(self).await?,
+            Scenario::PrivacyAfterRebuild => context::privacy_after_rebuild(self).await?,
+            Scenario::Continuation => context::continuation(self).await?,
         }
         Ok(std::mem::take(&mut *lock(&self.notes)))
     }
