@@ -49,6 +49,7 @@
 //! | `postgres` | the PostgreSQL backend of `exporters::default` |
 //! | `cloud` | `exporters::cloud`: gzip JSON batches to an HTTP ingest endpoint |
 //! | `langfuse` | `exporters::langfuse`: Langfuse (OTLP or ingestion API) |
+//! | `sentry` | `exporters::sentry`: Sentry AI Agents transactions and linked error events |
 //! | `full` | all of the above |
 //!
 //! With no exporter feature the crate still compiles and runs: events are
@@ -75,4 +76,9 @@ pub mod exporters {
     #[cfg(feature = "langfuse")]
     #[cfg_attr(docsrs, doc(cfg(feature = "langfuse")))]
     pub use aiobs_exporter_langfuse as langfuse;
+
+    /// The Sentry exporter (feature `sentry`): `aiobs::exporters::sentry::SentryExporter`.
+    #[cfg(feature = "sentry")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sentry")))]
+    pub use aiobs_exporter_sentry as sentry;
 }
