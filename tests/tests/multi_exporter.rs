@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use aiobs::cloud::CloudExporter;
-use aiobs::default_exporter::{DefaultExporter, SqliteStorage, Storage};
-use aiobs::langfuse::LangfuseExporter;
+use aiobs::exporters::cloud::CloudExporter;
+use aiobs::exporters::default::{DefaultExporter, SqliteStorage, Storage};
+use aiobs::exporters::langfuse::LangfuseExporter;
 use aiobs::{
     ModelAttributes, Observability, RetryPolicy, SensitiveDataFilter, SpanError, SpanOptions,
     SpanType, ToolAttributes, TracingOptions, Usage,

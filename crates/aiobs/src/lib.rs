@@ -31,40 +31,53 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Everything from [`aiobs_core`] is re-exported here; exporters live in
-//! modules named after them, behind Cargo features.
+//! Everything from [`aiobs_core`] is re-exported here; the exporters live
+//! under [`exporters`], one module per destination, each behind its Cargo
+//! feature:
+//!
+//! ```
+//! # #[cfg(feature = "sqlite")] {
+//! use aiobs::exporters::default::{DefaultExporter, SqliteStorage};
+//! # }
+//! ```
 //!
 //! ## Feature flags
 //!
 //! | feature | what it adds |
 //! |---|---|
-//! | `sqlite` (default) | `default_exporter`: the embedded SQLite store and its query API |
-//! | `postgres` | the PostgreSQL backend of `default_exporter` |
-//! | `cloud` | `cloud`: gzip JSON batches to an HTTP ingest endpoint |
-//! | `langfuse` | `langfuse`: Langfuse (OTLP or ingestion API) |
+//! | `sqlite` (default) | `exporters::default`: the `DefaultExporter`, the embedded SQLite store and its query API |
+//! | `postgres` | the PostgreSQL backend of `exporters::default` |
+//! | `cloud` | `exporters::cloud`: gzip JSON batches to an HTTP ingest endpoint |
+//! | `langfuse` | `exporters::langfuse`: Langfuse (OTLP or ingestion API) |
 //! | `sentry` | `exporters::sentry`: Sentry AI Agents transactions and linked error events |
 //! | `full` | all of the above |
 //!
 //! With no exporter feature the crate still compiles and runs: events are
 //! counted as dropped with reason `no_exporter`, and a warning says so once.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 pub use aiobs_core::*;
 
-/// The default exporter: SQLite (embedded) and PostgreSQL stores.
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub use aiobs_exporter_default as default_exporter;
-
-/// The HTTP ingest exporter.
-#[cfg(feature = "cloud")]
-pub use aiobs_exporter_cloud as cloud;
-
-/// The Langfuse exporter.
-#[cfg(feature = "langfuse")]
-pub use aiobs_exporter_langfuse as langfuse;
-
-/// Exporters, one module per destination, each behind its Cargo feature.
+/// The exporters: one module per destination, each behind its Cargo feature.
 pub mod exporters {
-    /// The Sentry exporter: `aiobs::exporters::sentry::SentryExporter`.
+    /// The default exporter: the embedded SQLite store (feature `sqlite`)
+    /// and PostgreSQL (feature `postgres`), with their query API.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    #[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
+    pub use aiobs_exporter_default as default;
+
+    /// The HTTP ingest exporter (feature `cloud`).
+    #[cfg(feature = "cloud")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "cloud")))]
+    pub use aiobs_exporter_cloud as cloud;
+
+    /// The Langfuse exporter (feature `langfuse`).
+    #[cfg(feature = "langfuse")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "langfuse")))]
+    pub use aiobs_exporter_langfuse as langfuse;
+
+    /// The Sentry exporter (feature `sentry`): `aiobs::exporters::sentry::SentryExporter`.
     #[cfg(feature = "sentry")]
     #[cfg_attr(docsrs, doc(cfg(feature = "sentry")))]
     pub use aiobs_exporter_sentry as sentry;

@@ -178,6 +178,11 @@ pub struct DeliveredItem {
     pub input: Option<Value>,
     /// Output payload, if decoded.
     pub output: Option<Value>,
+    /// For spans: the trace-level fields this item sets at the destination
+    /// (`name`, `input`, `output`: what the destination shows for the whole
+    /// trace), if decoded. A span that continues an upstream trace must set
+    /// none; the `continuation` scenario checks it.
+    pub trace_claims: Option<Vec<String>>,
 }
 
 impl DeliveredItem {
@@ -197,6 +202,7 @@ impl DeliveredItem {
             name: None,
             input: None,
             output: None,
+            trace_claims: None,
         }
     }
 
@@ -236,6 +242,24 @@ impl DeliveredItem {
         self.output = output;
         self
     }
+    /// Sets the trace-level fields the item sets at the destination (see
+    /// [`DeliveredItem::trace_claims`]); an empty list: none.
+    #[must_use]
+    pub fn trace_claims<S: Into<String>>(mut self, claims: impl IntoIterator<Item = S>) -> Self {
+        self.trace_claims = Some(claims.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// The trace-level fields a destination that names a trace after the
+    /// span that began it ([`ExportedSpan::is_trace_root`](aiobs_core::ExportedSpan::is_trace_root))
+    /// takes from `span`: all three from that span, none from any other.
+    pub fn claims_of(span: &aiobs_core::ExportedSpan) -> Vec<&'static str> {
+        if span.is_trace_root() {
+            vec!["name", "input", "output"]
+        } else {
+            Vec::new()
+        }
+    }
 
     /// The item an exporter that stores events as they are would hold.
     pub fn from_event(event: &ObservabilityEvent) -> Option<Self> {
@@ -246,7 +270,8 @@ impl DeliveredItem {
                 .parent(span.effective_parent().map(|p| p.to_string()))
                 .name(span.name.to_string())
                 .input(span.input.clone())
-                .output(span.output.clone()),
+                .output(span.output.clone())
+                .trace_claims(Self::claims_of(span)),
             ObservabilityEvent::Log(l) => Self::record(ItemKind::Log, &l.id),
             ObservabilityEvent::Metric(m) => Self::record(ItemKind::Metric, &m.id),
             ObservabilityEvent::Score(s) => {

@@ -29,8 +29,9 @@
 //! - [`Scenario`]: always-succeed, transient, permanent and throttled errors,
 //!   partial acceptance, queue full, flush drains (also through `Arc` and
 //!   `Box<dyn Exporter>`), hung destination, lifecycle, out-of-order, durable
-//!   replay, concurrency, hostile payloads, a neighbour that blocks its
-//!   thread, concurrent flushers. Each ends by checking
+//!   replay, concurrency, hostile payloads, privacy after a rebuild, a
+//!   continued trace that claims nothing of the trace it joins, a neighbour
+//!   that blocks its thread, concurrent flushers. Each ends by checking
 //!   `accepted == delivered + failed + dropped + pending` and that nothing is
 //!   pending after flush; failures read "scenario X: expected … but observed …".
 //! - [`http::ScriptedHttpServer`]: the scripted loopback server HTTP

@@ -91,6 +91,14 @@ macro_rules! conformance_tests {
             fn concurrent_flushers() {
                 run($crate::Scenario::ConcurrentFlushers);
             }
+            #[test]
+            fn privacy_after_rebuild() {
+                run($crate::Scenario::PrivacyAfterRebuild);
+            }
+            #[test]
+            fn continuation() {
+                run($crate::Scenario::Continuation);
+            }
         }
     };
 }

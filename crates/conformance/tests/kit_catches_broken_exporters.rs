@@ -215,3 +215,20 @@ async fn run_all_reports_every_scenario_and_a_failing_factory() {
         "{text}"
     );
 }
+
+/// A destination that names the trace after every root it receives, the
+/// continuing ones included: the continuation scenario says so.
+#[tokio::test]
+async fn a_destination_claiming_the_trace_from_a_continued_span_fails_continuation() {
+    let h = Harness::local(|dest| dest.shared(InMemoryExporter::new)).probe(|dest| {
+        Ok(in_memory_items(&dest.shared(InMemoryExporter::new))
+            .into_iter()
+            .map(|i| i.trace_claims(["name"]))
+            .collect())
+    });
+    let r = run(Scenario::Continuation, &h).await;
+    assert_fails_with(
+        &r,
+        &["continues an upstream trace", "to set no trace-level field"],
+    );
+}

@@ -157,11 +157,7 @@ impl Shared {
     }
 
     pub(crate) fn is_exported(&self, span: &ExportedSpan) -> bool {
-        let idx = SpanType::ALL
-            .iter()
-            .position(|t| *t == span.span_type)
-            .unwrap_or(0);
-        if self.config.excluded[idx] {
+        if self.config.excluded[span.span_type.index()] {
             return false;
         }
         match &self.config.span_filter {

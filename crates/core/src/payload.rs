@@ -222,6 +222,11 @@ impl<'a> Bounded<'a> {
             self.ctx.spend(s.len());
             return Value::String(s.to_owned());
         }
+        self.cut_string(s, max)
+    }
+    /// The rare path of [`Bounded::string`]: kept out of line.
+    #[cold]
+    fn cut_string(self, s: &str, max: usize) -> Value {
         self.ctx.spend(s.floor_char_boundary(max));
         self.ctx.cut();
         Value::String(truncate_marked(s, max, None).into_owned())

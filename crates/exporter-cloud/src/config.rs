@@ -207,8 +207,9 @@ impl CloudExporterBuilder {
 
     /// Most bytes of JSON (before compression) in one request (default 5 MiB).
     /// A larger batch is sent in several requests; a single span larger than
-    /// this is sent without its input, output and metadata (marked
-    /// `aiobs_truncated`), and rejected if still too large.
+    /// this has its largest payload fields cut to fit, each keeping its head
+    /// and a truncation marker (the item is marked `truncated`), and is
+    /// rejected if still too large.
     pub fn max_body_bytes(mut self, bytes: usize) -> Self {
         self.max_body_bytes = bytes.max(1024);
         self
@@ -248,13 +249,6 @@ impl CloudExporterBuilder {
 
 /// The variables that together configure the exporter.
 pub(crate) const REQUIRED_ENV: [&str; 2] = [ENV_ENDPOINT, ENV_TOKEN];
-
-/// Whether `lookup` configures the exporter: not at all, fully, or in part (an error).
-pub(crate) fn configured_by(
-    lookup: impl Fn(&str) -> Option<String>,
-) -> Result<bool, CloudBuildError> {
-    Ok(Env::new(&lookup).configured(&REQUIRED_ENV)?)
-}
 
 #[cfg(test)]
 mod tests {
@@ -335,11 +329,15 @@ mod tests {
         );
     }
 
+    fn configured_by_env(lookup: impl Fn(&str) -> Option<String>) -> Result<bool, EnvError> {
+        Env::new(&lookup).configured(&REQUIRED_ENV)
+    }
+
     #[test]
     fn not_configured_is_not_an_error_but_half_configured_is() {
-        assert!(!configured_by(env(&[])).unwrap());
-        assert!(configured_by(env(&[(ENV_ENDPOINT, "http://x"), (ENV_TOKEN, "t")])).unwrap());
-        let err = configured_by(env(&[(ENV_TOKEN, "t"), (ENV_ENDPOINT, " ")])).unwrap_err();
+        assert!(!configured_by_env(env(&[])).unwrap());
+        assert!(configured_by_env(env(&[(ENV_ENDPOINT, "http://x"), (ENV_TOKEN, "t")])).unwrap());
+        let err = configured_by_env(env(&[(ENV_TOKEN, "t"), (ENV_ENDPOINT, " ")])).unwrap_err();
         assert!(
             err.to_string().contains("AIOBS_CLOUD_ENDPOINT is not set"),
             "{err}"

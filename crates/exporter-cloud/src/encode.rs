@@ -4,7 +4,7 @@
 use std::ops::Range;
 
 use aiobs_core::{ErrorClass, ExportBatch, ExportedSpan, ObservabilityEvent};
-use aiobs_http::{BatchResults, chunk_by_size};
+use aiobs_http::{BatchResults, FitField, chunk_by_size, fit_fields};
 use chrono::{SecondsFormat, Utc};
 use serde::Serialize;
 
@@ -170,6 +170,45 @@ fn batch_id<'a>(ids: impl Iterator<Item = &'a str>) -> String {
     uuid::Uuid::new_v5(&ID_NAMESPACE, joined.as_bytes()).to_string()
 }
 
+/// A copy of `span` (whose item encodes to `written` bytes) with its largest
+/// payload fields cut to fit `budget`, each keeping its head and the
+/// truncation marker; and the names of the fields cut.
+fn fit_span(
+    span: &ExportedSpan,
+    written: usize,
+    budget: usize,
+) -> (ExportedSpan, Vec<&'static str>) {
+    const FIELDS: [&str; 4] = ["input", "output", "metadata", "trace_context.metadata"];
+    let json_len = |v: &Option<serde_json::Value>| {
+        v.as_ref()
+            .and_then(|v| serde_json::to_vec(v).ok())
+            .map_or(0, |j| j.len())
+    };
+    let map_len = |m: &serde_json::Map<String, serde_json::Value>| {
+        serde_json::to_vec(m).map_or(0, |j| j.len())
+    };
+    let fields = json_len(&span.input)
+        + json_len(&span.output)
+        + map_len(&span.metadata)
+        + map_len(&span.trace_context.metadata);
+    let mut fitted = ExportedSpan::clone(span);
+    let context = std::sync::Arc::make_mut(&mut fitted.trace_context);
+    let result = fit_fields(
+        vec![
+            FitField::Value(&mut fitted.input),
+            FitField::Value(&mut fitted.output),
+            FitField::Object(&mut fitted.metadata),
+            FitField::Object(&mut context.metadata),
+        ],
+        // The rest of the item, and room for the `truncated` field.
+        written.saturating_sub(fields) + 128,
+        budget,
+        "over the ingest's request budget (max_body_bytes)",
+    );
+    let cut = result.cut.iter().map(|&i| FIELDS[i]).collect();
+    (fitted, cut)
+}
+
 /// Writes one item's JSON and returns its id, or why it cannot be sent.
 fn write_item(
     buf: &mut Vec<u8>,
@@ -190,16 +229,13 @@ fn write_item(
             let written = buf.len() - start;
             if written > budget {
                 buf.truncate(start);
-                let mut lean = ExportedSpan::clone(span);
-                lean.input = None;
-                lean.output = None;
-                lean.metadata = serde_json::Map::new();
+                let (fitted, cut) = fit_span(span, written, budget);
                 let item = SpanItem {
                     truncated: Some(Truncated {
                         original_bytes: written,
-                        removed: ["input", "output", "metadata"],
+                        cut,
                     }),
-                    ..SpanItem::new(&id, *kind, &lean)
+                    ..SpanItem::new(&id, *kind, &fitted)
                 };
                 serialised(serde_json::to_writer(&mut *buf, &item))?;
             }
@@ -234,7 +270,7 @@ fn write_item(
             "{} is {written} bytes of JSON, over the {budget}-byte request budget (max_body_bytes){}",
             event.identity(),
             if matches!(event, ObservabilityEvent::Span { .. }) {
-                " even without its input, output and metadata"
+                " even with its payload fields cut"
             } else {
                 ""
             }
@@ -332,8 +368,11 @@ mod tests {
         assert_eq!(enc.len(), 10);
         let body: Value = serde_json::from_slice(&enc.envelope(&[3], "svc")).unwrap();
         let item = &body["items"][0];
-        assert!(item["span"].get("input").is_none());
+        let input = item["span"]["input"].as_str().unwrap();
+        assert!(input.starts_with("\"xxxx"), "the head is kept");
+        assert!(input.contains("[aiobs: truncated"), "and marked");
         assert!(item["truncated"]["original_bytes"].as_u64().unwrap() > 50_000);
+        assert_eq!(item["truncated"]["cut"], json!(["input"]));
         for chunk in enc.chunks() {
             assert!(enc.envelope(&chunk, "svc").len() <= 4096);
         }

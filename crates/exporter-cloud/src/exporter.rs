@@ -68,10 +68,8 @@ impl CloudExporter {
     /// configured: nothing to do), the exporter when both are, and an error
     /// naming the missing one when only one is (misconfigured).
     pub fn configured_from_env() -> Result<Option<Self>, CloudBuildError> {
-        if !crate::config::configured_by(aiobs_http::process_env)? {
-            return Ok(None);
-        }
-        Self::from_env().map(Some)
+        aiobs_http::Env::new(&aiobs_http::process_env)
+            .build_if_configured(&crate::config::REQUIRED_ENV, Self::from_env)
     }
 
     pub(crate) fn new(

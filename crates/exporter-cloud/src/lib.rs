@@ -28,9 +28,10 @@
 //! backoff; 401/403 disable the exporter (logged once, every event counted
 //! dropped with reason `exporter_disabled`); a 413 splits the request in
 //! halves down to single items. Item ids are stable, so a retried request is
-//! safe to ingest twice. A span larger than `max_body_bytes` is sent without
-//! its input, output and metadata (marked `truncated`), and refused (counted
-//! as a permanent failure) if still too large: it never blocks the queue.
+//! safe to ingest twice. A span larger than `max_body_bytes` has its largest
+//! payload fields cut to fit, each keeping its head and a truncation marker
+//! (the item is marked `truncated`), and is refused (counted as a permanent
+//! failure) if still too large: it never blocks the queue.
 //!
 //! For serverless handlers choose the pipeline's inline mode
 //! (`ObservabilityBuilder::inline()`) and call `flush_trace` (or `flush`)

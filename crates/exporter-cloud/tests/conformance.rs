@@ -28,6 +28,9 @@ fn decode_item(kind: &str, item: &Value) -> Result<DeliveredItem, HarnessError> 
             let parent = span["parent_span_id"]
                 .as_str()
                 .or(span["external_parent_span_id"].as_str());
+            // The contract for ingest servers: the trace is named after the
+            // span that began it, a root not marked as continuing another.
+            let owns_trace = span["is_root"] == true && span["trace_context"]["continued"] != true;
             DeliveredItem::span(str_of(&span["span_id"], "span_id")?)
                 .ended(item["event"] == "ended")
                 .trace(str_of(&span["trace_id"], "trace_id")?)
@@ -35,6 +38,11 @@ fn decode_item(kind: &str, item: &Value) -> Result<DeliveredItem, HarnessError> 
                 .name(str_of(&span["name"], "name")?)
                 .input(span.get("input").cloned())
                 .output(span.get("output").cloned())
+                .trace_claims(if owns_trace {
+                    vec!["name", "input", "output"]
+                } else {
+                    Vec::new()
+                })
         }
         "logs" => DeliveredItem::record(ItemKind::Log, str_of(&item["id"], "id")?),
         "metrics" => DeliveredItem::record(ItemKind::Metric, str_of(&item["id"], "id")?),

@@ -272,7 +272,7 @@ fn payload_too_large_splits_until_it_fits() {
 fn enormous_spans_are_truncated_or_rejected_never_stuck() {
     let server = ScriptedHttpServer::start().unwrap();
     let obs = obs_with(builder(&server).max_body_bytes(16 * 1024).build().unwrap());
-    // Large input: sent without input/output/metadata, marked truncated.
+    // Large input: cut to fit, keeping its head, marked truncated.
     obs.start_span(SpanOptions::new("big-input", SpanType::Generic).input("x".repeat(60_000)))
         .end();
     // Large name: cannot be made small enough, refused and counted.
@@ -303,7 +303,14 @@ fn enormous_spans_are_truncated_or_rejected_never_stuck() {
         .iter()
         .find(|i| i["span"]["name"] == "big-input")
         .unwrap();
-    assert!(big["span"].get("input").is_none());
+    let input = big["span"]["input"].as_str().unwrap();
+    assert!(
+        input.starts_with("\"xxxx") && input.len() > 8_000,
+        "{}",
+        input.len()
+    );
+    assert!(input.contains("[aiobs: truncated"));
+    assert_eq!(big["truncated"]["cut"], serde_json::json!(["input"]));
     assert!(big["truncated"]["original_bytes"].as_u64().unwrap() > 60_000);
     for r in server.requests() {
         assert!(r.body.len() <= 16 * 1024, "{}", r.body.len());
@@ -478,4 +485,47 @@ fn slow_endpoint_beyond_the_deadline_returns_on_time_with_pending() {
     let report = obs.flush_blocking(WAIT);
     assert!(report.is_success(), "{report}");
     assert_eq!(obs.stats().exporter("cloud").unwrap().delivered, 1);
+}
+
+/// The ingest receives usage inclusive (OpenTelemetry's convention: input
+/// includes cached tokens, output includes reasoning) and, for every span
+/// with usage, whether it counts toward the trace's billable totals.
+#[test]
+fn usage_is_inclusive_and_marked_billable_once() {
+    let server = ScriptedHttpServer::start().unwrap();
+    let obs = obs_with(builder(&server).build().unwrap());
+    let run = obs.start_span(SpanOptions::new("agent", SpanType::AgentRun));
+    let mut generation = run.child(
+        SpanOptions::new("generation", SpanType::ModelGeneration)
+            .attributes(ModelAttributes::new("gpt-4o", "openai")),
+    );
+    let mut step = generation.child(SpanOptions::new("step", SpanType::ModelStep));
+    step.set_usage(Usage::new(100, 20).with_cache_read(80).with_reasoning(5));
+    step.end();
+    generation.set_usage(Usage::new(100, 20).with_cache_read(80).with_reasoning(5));
+    generation.end();
+    drop(run);
+    assert!(obs.flush_blocking(WAIT).is_success());
+    let items = acked_items(&server, "/v1/spans");
+    let item = |name: &str| {
+        items
+            .iter()
+            .find(|i| i["span"]["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    let g = item("generation");
+    assert_eq!(
+        g["span"]["attributes"]["usage"],
+        json!({"input_tokens": 100, "output_tokens": 20,
+               "input_details": {"cache_read": 80}, "output_details": {"reasoning": 5}})
+    );
+    assert_eq!(g["billable_usage"], true);
+    assert_eq!(item("step")["billable_usage"], false);
+    assert!(item("agent").get("billable_usage").is_none());
+    // What a server needs to apply the rule itself travels too.
+    assert_eq!(
+        item("step")["span"]["ancestry"][1]["span_type"],
+        "model_generation"
+    );
 }

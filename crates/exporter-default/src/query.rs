@@ -240,9 +240,10 @@ impl PageRequest {
     }
 }
 
-/// Token totals of a trace: the usage of its top-level model spans (a model
-/// span whose parent is not a model span), so the per-step usage inside a
-/// generation is not counted twice.
+/// Token totals of a trace: the usage of the spans that carry billable usage
+/// by core's one rule ([`aiobs_core::ExportedSpan::billable_usage`]: a model
+/// span with no model ancestor), so the per-step usage inside a generation
+/// is not counted twice.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct UsageTotals {
@@ -400,21 +401,11 @@ impl TraceRecord {
 
     /// Token totals, by the rule [`UsageTotals`] documents.
     pub fn usage_totals(&self) -> UsageTotals {
-        let types = self.types();
         let mut t = UsageTotals::default();
-        for s in &self.spans {
-            let Some(u) = s.attributes.usage() else {
-                continue;
-            };
-            let parent_is_model = s
-                .parent_span_id
-                .and_then(|p| types.get(&p))
-                .is_some_and(|t| t.is_model());
-            if s.span_type.is_model() && !parent_is_model {
-                t.input_tokens += u.input_tokens;
-                t.output_tokens += u.output_tokens;
-                t.cached_input_tokens += u.input_details.cache_read.unwrap_or(0);
-            }
+        for u in self.spans.iter().filter_map(|s| s.billable_usage()) {
+            t.input_tokens += u.input_tokens;
+            t.output_tokens += u.output_tokens;
+            t.cached_input_tokens += u.cache_read_tokens();
         }
         t
     }

@@ -44,7 +44,10 @@ pub(crate) struct SpanColumns<'a> {
 impl<'a> SpanColumns<'a> {
     pub(crate) fn of(w: &'a SpanWrite) -> Self {
         let s = &*w.span;
-        let usage = s.attributes.usage().filter(|_| s.span_type.is_model());
+        // Only billable usage is aggregated (core's one rule: a model span
+        // with no model ancestor), so a trace's totals never count the same
+        // tokens twice; each span's own usage stays in `data`.
+        let usage = s.billable_usage();
         let entity = s.entity.as_deref();
         Self {
             trace_id: s.trace_id.to_bytes(),

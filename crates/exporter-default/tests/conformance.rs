@@ -47,7 +47,8 @@ fn probe(dest: &Destination) -> Result<Vec<DeliveredItem>, HarnessError> {
                 .parent(s.effective_parent().map(|p| p.to_string()))
                 .name(s.name.to_string())
                 .input(s.input.clone())
-                .output(s.output.clone()),
+                .output(s.output.clone())
+                .trace_claims(DeliveredItem::claims_of(&s)),
         );
     }
     for (table, kind) in [

@@ -149,13 +149,6 @@ pub const ENV_VARS: [&str; 8] = [
 /// The variables that together configure the exporter.
 pub(crate) const REQUIRED_ENV: [&str; 2] = ["LANGFUSE_PUBLIC_KEY", "LANGFUSE_SECRET_KEY"];
 
-/// Whether `lookup` configures the exporter: not at all, fully, or in part (an error).
-pub(crate) fn configured_by(
-    lookup: impl Fn(&str) -> Option<String>,
-) -> Result<bool, LangfuseBuildError> {
-    Ok(Env::new(&lookup).configured(&REQUIRED_ENV)?)
-}
-
 impl LangfuseExporterBuilder {
     /// Fills what code did not set from the process environment:
     ///
@@ -406,16 +399,20 @@ mod tests {
         );
     }
 
+    fn configured_by_env(lookup: impl Fn(&str) -> Option<String>) -> Result<bool, EnvError> {
+        Env::new(&lookup).configured(&REQUIRED_ENV)
+    }
+
     #[test]
     fn not_configured_is_not_an_error_but_half_configured_is() {
-        assert!(!configured_by(lookup(&[("LANGFUSE_HOST", "http://x")])).unwrap());
-        let err = configured_by(lookup(&[("LANGFUSE_PUBLIC_KEY", "pk")])).unwrap_err();
+        assert!(!configured_by_env(lookup(&[("LANGFUSE_HOST", "http://x")])).unwrap());
+        let err = configured_by_env(lookup(&[("LANGFUSE_PUBLIC_KEY", "pk")])).unwrap_err();
         assert!(
             err.to_string().contains("LANGFUSE_SECRET_KEY is not set"),
             "{err}"
         );
         assert!(
-            configured_by(lookup(&[
+            configured_by_env(lookup(&[
                 ("LANGFUSE_PUBLIC_KEY", "pk"),
                 ("LANGFUSE_SECRET_KEY", "sk")
             ]))

@@ -17,10 +17,10 @@ use aiobs_http::{
 use crate::config::{
     DeliveryMode, LangfuseBuildError, LangfuseConfig, LangfuseExporterBuilder, LangfuseTransport,
 };
-use crate::ingestion::{self, IngestionEncoder};
-use crate::mapping::{MappedSpan, Mapper, ScoreBody};
-use crate::otlp::{self, OtlpEncoder};
-use crate::{scores_api, truncate};
+use crate::encode::ingestion::{self, IngestionEncoder};
+use crate::encode::otlp::{self, OtlpEncoder};
+use crate::encode::scores;
+use crate::mapping::{MappedSpan, Mapper, ScoreBody, fit};
 
 /// The exporter's name, and the metadata key it reads (`metadata.langfuse`).
 pub const NAME: &str = "langfuse";
@@ -72,10 +72,8 @@ impl LangfuseExporter {
     /// configured: nothing to do), the exporter when both are, and an error
     /// naming the missing one when only one is (misconfigured).
     pub fn configured_from_env() -> Result<Option<Self>, LangfuseBuildError> {
-        if !crate::config::configured_by(aiobs_http::process_env)? {
-            return Ok(None);
-        }
-        Self::from_env().map(Some)
+        aiobs_http::Env::new(&aiobs_http::process_env)
+            .build_if_configured(&crate::config::REQUIRED_ENV, Self::from_env)
     }
 
     pub(crate) fn new(config: LangfuseConfig) -> Result<Self, LangfuseBuildError> {
@@ -136,8 +134,8 @@ impl LangfuseExporter {
                     span,
                 } => {
                     let mut m = self.mapper.map_span(span);
-                    let cut = truncate::fit_observation(&mut m.observation, limit)
-                        + truncate::fit_trace(&mut m.trace, limit);
+                    let cut = fit::fit_observation(&mut m.observation, limit)
+                        + fit::fit_trace(&mut m.trace, limit);
                     self.count_truncations(cut, &m);
                     p.spans.push((i, m));
                 }
@@ -223,12 +221,12 @@ impl LangfuseExporter {
         let environment = self.config.environment.as_deref();
         let mut results = BatchResults::new();
         send_split(&positions(scores.len()), &mut results, |part| {
-            let body = scores_api::request_body(part.iter().map(|&k| &scores[k].1), environment);
+            let body = scores::request_body(part.iter().map(|&k| &scores[k].1), environment);
             let url = url.clone();
             async move {
                 let reply = self.json_http.post(&url, "application/json", body).await?;
                 let answers = if reply.status == 207 {
-                    scores_api::multi_status(&reply.body)
+                    scores::multi_status(&reply.body)
                 } else {
                     aiobs_http::ItemAnswers::AllAccepted
                 };

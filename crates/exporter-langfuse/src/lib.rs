@@ -52,6 +52,19 @@
 //! permanent failures, and disables the exporter with one clear error when the
 //! keys are refused (401/403).
 //!
+//! ## What Langfuse shows
+//! - Usage as Langfuse's exclusive buckets (`input` without the cached
+//!   tokens, `output` without the reasoning ones; [`aiobs_core::Usage::exclusive`]),
+//!   on the spans that carry billable usage only
+//!   ([`aiobs_core::ExportedSpan::billable_usage`]): a step inside a generation
+//!   is a plain span with its usage as metadata, never billed twice.
+//! - The trace's name, input and output come only from the span that began
+//!   the trace ([`aiobs_core::ExportedSpan::is_trace_root`]); a service that
+//!   continues an upstream trace never renames it.
+//! - Trace metadata (`TracingOptions::metadata`) is trace metadata on every
+//!   span, as the official SDK propagates it, and not repeated as
+//!   observation metadata.
+//!
 //! ## Per-span settings: `metadata.langfuse`
 //! `prompt = {name, version}` links a generation to a managed prompt;
 //! `traceName`, `release`, `version`, `public`, `userId`, `sessionId` and
@@ -61,12 +74,9 @@
 //! None.
 
 mod config;
+mod encode;
 mod exporter;
-mod ingestion;
 mod mapping;
-mod otlp;
-mod scores_api;
-mod truncate;
 
 pub use config::{
     DEFAULT_BASE_URL, DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_REQUEST_BYTES, DeliveryMode, ENV_VARS,

@@ -36,6 +36,21 @@ fn score_item(body: &Value) -> Result<DeliveredItem, HarnessError> {
     Ok(DeliveredItem::record(kind, id).trace(trace))
 }
 
+/// The trace-level fields Langfuse takes from an OTLP span: all three from a
+/// span it treats as the trace's root (no parent, or marked `as_root`), the
+/// name from `langfuse.trace.name` (its OTLP processor's rule).
+fn otlp_claims(s: &NormSpan) -> Vec<&'static str> {
+    let root =
+        s.parent.is_none() || s.attributes.get("langfuse.internal.as_root") == Some(&json!(true));
+    if root {
+        vec!["name", "input", "output"]
+    } else if s.attributes.contains_key("langfuse.trace.name") {
+        vec!["name"]
+    } else {
+        Vec::new()
+    }
+}
+
 fn decode_otlp_request(req: &CapturedRequest) -> Result<Vec<DeliveredItem>, HarnessError> {
     match req.path.as_str() {
         OTLP_PATH => Ok(our_spans(&decode_otlp(req))
@@ -47,6 +62,7 @@ fn decode_otlp_request(req: &CapturedRequest) -> Result<Vec<DeliveredItem>, Harn
                     .name(s.name.clone())
                     .input(s.attributes.get("langfuse.observation.input").cloned())
                     .output(s.attributes.get("langfuse.observation.output").cloned())
+                    .trace_claims(otlp_claims(&s))
             })
             .collect()),
         SCORES_PATH => {
@@ -64,13 +80,21 @@ fn decode_otlp_request(req: &CapturedRequest) -> Result<Vec<DeliveredItem>, Harn
 fn decode_ingestion_request(req: &CapturedRequest) -> Result<Vec<DeliveredItem>, HarnessError> {
     let body: Value = req.json().map_err(HarnessError::new)?;
     let mut items = Vec::new();
+    // The exporter sends a span's `trace-create` (an upsert of the trace's
+    // fields) right before its observation.
+    let mut claims: Vec<&str> = Vec::new();
     for e in body["batch"]
         .as_array()
         .ok_or_else(|| HarnessError::new("no batch"))?
     {
         let b = &e["body"];
         match e["type"].as_str() {
-            Some("trace-create") => {}
+            Some("trace-create") => {
+                claims = ["name", "input", "output"]
+                    .into_iter()
+                    .filter(|k| b.get(*k).is_some_and(|v| !v.is_null()))
+                    .collect();
+            }
             Some("score-create") => items.push(score_item(b)?),
             Some(_) => items.push(
                 DeliveredItem::span(
@@ -86,7 +110,8 @@ fn decode_ingestion_request(req: &CapturedRequest) -> Result<Vec<DeliveredItem>,
                 .parent(b["parentObservationId"].as_str())
                 .name(b["name"].as_str().unwrap_or_default())
                 .input(b.get("input").cloned())
-                .output(b.get("output").cloned()),
+                .output(b.get("output").cloned())
+                .trace_claims(std::mem::take(&mut claims)),
             ),
             None => return Err(HarnessError::new("event without type")),
         }

@@ -309,3 +309,73 @@ fn missing_keys_fail_the_build_with_a_clear_message() {
         .unwrap_err();
     assert!(err.to_string().contains("LANGFUSE_PUBLIC_KEY"), "{err}");
 }
+
+#[test]
+fn an_unreadable_scores_207_is_never_counted_delivered() {
+    let server = ScriptedHttpServer::start().unwrap();
+    // The scores endpoint first answers 207 with a body that says nothing
+    // readable about which scores failed, then accepts.
+    server
+        .route(SCORES_PATH)
+        .push(ScriptedResponse::text(207, "<html>upstream busy</html>"));
+    server.route(SCORES_PATH).set_default(accepted());
+    let exporter = builder(&server, LangfuseTransport::Otlp).build().unwrap();
+    let obs = Observability::builder().exporter(exporter).build().unwrap();
+    weather_trace(&obs, false);
+    let report = obs.flush_blocking(FLUSH);
+    assert!(report.is_success(), "{report}");
+    let lf = report.exporter("langfuse").unwrap();
+    assert_eq!(lf.delivered, 5, "{report}");
+    // The score was sent again: the unreadable answer did not count it delivered.
+    assert_eq!(server.requests_to(SCORES_PATH).len(), 2);
+}
+
+#[test]
+fn an_otlp_partial_success_is_narrowed_down_to_the_refused_span() {
+    use opentelemetry_proto::tonic::collector::trace::v1::{
+        ExportTracePartialSuccess, ExportTraceServiceResponse,
+    };
+    use prost::Message;
+    let server = ScriptedHttpServer::start().unwrap();
+    server.route(SCORES_PATH).set_default(accepted());
+    // The server refuses the failed tool call, counting it without naming it.
+    server.route(OTLP_PATH).respond_with(|req| {
+        let refused = our_spans(&decode_otlp(req))
+            .iter()
+            .filter(|s| s.name == "get_forecast")
+            .count();
+        let body = ExportTraceServiceResponse {
+            partial_success: (refused > 0).then(|| ExportTracePartialSuccess {
+                rejected_spans: refused as i64,
+                error_message: "invalid span".into(),
+            }),
+        }
+        .encode_to_vec();
+        ScriptedResponse::new(200).with_body(body)
+    });
+    let exporter = builder(&server, LangfuseTransport::Otlp).build().unwrap();
+    let obs = Observability::builder().exporter(exporter).build().unwrap();
+    weather_trace(&obs, false);
+    let report = obs.flush_blocking(FLUSH);
+    let lf = report.exporter("langfuse").unwrap();
+    assert_eq!(lf.delivered, 4, "3 spans and the score: {report}");
+    assert_eq!(
+        lf.failed.get(&DropReason::PermanentError),
+        Some(&1),
+        "exactly the refused span: {report}"
+    );
+    let requests: Vec<Vec<String>> = server
+        .requests_to(OTLP_PATH)
+        .iter()
+        .map(|r| {
+            our_spans(&decode_otlp(r))
+                .into_iter()
+                .map(|s| s.name)
+                .collect()
+        })
+        .collect();
+    assert!(
+        requests.contains(&vec!["get_forecast".to_owned()]),
+        "narrowed down to the one span: {requests:?}"
+    );
+}

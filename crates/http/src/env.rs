@@ -113,6 +113,33 @@ impl<'a> Env<'a> {
     /// assert!(err.to_string().starts_with("AIOBS_CLOUD_ENDPOINT is not set"), "{err}");
     /// ```
     pub fn configured(&self, required: &[&'static str]) -> Result<bool, EnvError> {
+        self.missing(required)
+    }
+
+    /// The exporter the environment asks for, by the convention every
+    /// `configured_from_env()` follows: `Ok(None)` when none of `required`
+    /// is set (not configured), `build()`'s result when all are, the error
+    /// naming the first missing one when only some are (misconfigured).
+    ///
+    /// ```
+    /// use aiobs_http::{Env, EnvError};
+    ///
+    /// let none = |_: &str| None;
+    /// let built = Env::new(&none).build_if_configured(&["X_KEY"], || Ok::<_, EnvError>("exporter"));
+    /// assert_eq!(built, Ok(None));
+    /// ```
+    pub fn build_if_configured<T, E: From<EnvError>>(
+        &self,
+        required: &[&'static str],
+        build: impl FnOnce() -> Result<T, E>,
+    ) -> Result<Option<T>, E> {
+        if !self.configured(required)? {
+            return Ok(None);
+        }
+        build().map(Some)
+    }
+
+    fn missing(&self, required: &[&'static str]) -> Result<bool, EnvError> {
         let set: Vec<&'static str> = required
             .iter()
             .copied()

@@ -10,12 +10,13 @@
 //! |---|---|
 //! | configuration | [`Secret`] (credentials hidden from `Debug`), [`base_url`] (one URL check), [`Env`] (one environment convention: blank = unset, code beats env, "not configured" vs "misconfigured") |
 //! | the client | [`HttpClientConfig`] (rustls, timeouts, user agent, proxies, no redirects, no hidden retries), [`HttpTransport`] ([`Auth`] headers, [`Compression`]) |
+//! | item sizes | [`fit_fields`] (an item over the destination's per-item limit keeps the heads of its largest fields, marked) |
 //! | request sizes | [`chunk_by_size`] (batches into requests under a body limit), [`send_split`] (halves a request answered `413`) |
 //! | answers | [`classify_status`] (status → the worker's error classes), [`ItemAnswers`] (per-item answers: 207, OTLP partial success, counts) |
 //! | the outcome | [`BatchResults`] → what `export` returns |
 //!
-//! The payload truncation marker is core's
-//! ([`aiobs_core::payload::truncate_marked`]): one marker for every cut.
+//! Every cut ends with core's one truncation marker
+//! ([`aiobs_core::payload::truncation_marker`]).
 //!
 //! **The per-item rule.** An item counts as delivered only when the answer
 //! says so unambiguously: an unreadable per-item answer is an error for the
@@ -72,6 +73,7 @@ mod chunk;
 mod classify;
 mod client;
 mod env;
+mod fit;
 mod secret;
 mod split;
 mod transport;
@@ -87,6 +89,7 @@ pub use classify::{
 };
 pub use client::{ClientError, HttpClientConfig, user_agent};
 pub use env::{Env, EnvError, process_env};
+pub use fit::{FitField, Fitted, TRUNCATED_OBJECT_KEY, fit_fields};
 pub use secret::Secret;
 pub use split::{BatchResults, send_split};
 pub use transport::{HttpReply, HttpTransport};

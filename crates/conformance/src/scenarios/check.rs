@@ -186,6 +186,43 @@ pub(crate) async fn records_at_destination(
     }
 }
 
+/// `needle` is nowhere at the destination: not in a payload the probe
+/// decodes and, for HTTP destinations, not in any request body (decompressed).
+pub(crate) async fn never_sent(run: &Run<'_>, needle: &str, what: &str) -> Step {
+    if let Some(server) = run.dest.server() {
+        for req in server.requests() {
+            if req
+                .body
+                .windows(needle.len())
+                .any(|w| w == needle.as_bytes())
+            {
+                return Err(run.fail(format!(
+                    "expected {what} never sent but observed it in request #{} ({} {})",
+                    req.seq, req.method, req.path
+                )));
+            }
+        }
+    }
+    let Some(items) = run.delivered().await? else {
+        return Ok(());
+    };
+    for item in &items {
+        for (field, value) in [("input", &item.input), ("output", &item.output)] {
+            if value
+                .as_ref()
+                .is_some_and(|v| v.to_string().contains(needle))
+            {
+                return Err(run.fail(format!(
+                    "expected {what} never at the destination but observed it in the {field} \
+                     of {:?} {}",
+                    item.kind, item.id
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn compare(e: &ExpectedSpan, got: &DeliveredItem) -> Option<String> {
     let want_parent = e.parent.map(|p| p.to_string());
     if got.parent_id != want_parent {

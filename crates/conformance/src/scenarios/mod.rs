@@ -3,6 +3,7 @@
 
 mod capacity;
 mod check;
+mod context;
 mod delivery;
 mod emit;
 mod faults;
@@ -65,6 +66,12 @@ pub enum Scenario {
     /// at once, with a queue that overflowed: each report covers exactly its
     /// own events.
     ConcurrentFlushers,
+    /// A trace hiding inputs and outputs, rebuilt in a fresh `Observability`:
+    /// no hidden payload reaches the destination, every span does.
+    PrivacyAfterRebuild,
+    /// A trace continued from another process (by `traceparent` and by trace
+    /// id): the continuing spans claim no trace-level field (name, input, output).
+    Continuation,
 }
 
 impl Scenario {
@@ -85,6 +92,8 @@ impl Scenario {
         Self::HostilePayloads,
         Self::NeighbourBlocks,
         Self::ConcurrentFlushers,
+        Self::PrivacyAfterRebuild,
+        Self::Continuation,
     ];
 
     /// The snake_case name (also the test name the macro generates).
@@ -105,6 +114,8 @@ impl Scenario {
             Self::HostilePayloads => "hostile_payloads",
             Self::NeighbourBlocks => "neighbour_blocks",
             Self::ConcurrentFlushers => "concurrent_flushers",
+            Self::PrivacyAfterRebuild => "privacy_after_rebuild",
+            Self::Continuation => "continuation",
         }
     }
 }
@@ -317,6 +328,8 @@ impl<'h> Run<'h> {
             Scenario::HostilePayloads => hostile::hostile_payloads(self).await?,
             Scenario::NeighbourBlocks => isolation::neighbour_blocks(self).await?,
             Scenario::ConcurrentFlushers => reports::concurrent_flushers(self).await?,
+            Scenario::PrivacyAfterRebuild => context::privacy_after_rebuild(self).await?,
+            Scenario::Continuation => context::continuation(self).await?,
         }
         Ok(std::mem::take(&mut *lock(&self.notes)))
     }

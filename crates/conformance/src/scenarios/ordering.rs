@@ -13,7 +13,7 @@ const DEADLINE: Duration = Duration::from_secs(10);
 
 /// An `Observability` without exporters: spans started there are never seen
 /// by the exporter under test, like spans of another process.
-fn elsewhere(run: &Run<'_>) -> Step<Observability> {
+pub(crate) fn elsewhere(run: &Run<'_>) -> Step<Observability> {
     Observability::builder()
         .derive_metrics(false)
         .build()

@@ -166,12 +166,18 @@ impl Span {
                 },
             };
         }
-        let context = TraceContext {
-            metadata: t.metadata.clone(),
-            hide_input: t.hide_input,
-            hide_output: t.hide_output,
-            continued: t.trace_id.is_some() || t.parent_span_id.is_some(),
-            sampled: true,
+        let continued = t.trace_id.is_some() || t.parent_span_id.is_some();
+        // Most traces set none of it: share one default, no allocation.
+        let context = if t.metadata.is_empty() && !t.hide_input && !t.hide_output && !continued {
+            default_trace_context()
+        } else {
+            Arc::new(TraceContext {
+                metadata: t.metadata.clone(),
+                hide_input: t.hide_input,
+                hide_output: t.hide_output,
+                continued,
+                sampled: true,
+            })
         };
         let trace = Arc::new(TraceScope {
             tags: if t.tags.is_empty() {
@@ -181,12 +187,7 @@ impl Span {
             },
             user_id: t.user_id.as_deref().map(Arc::from),
             session_id: t.session_id.as_deref().map(Arc::from),
-            // Most traces set none of it: share one default, no allocation.
-            context: if context.is_default() {
-                default_trace_context()
-            } else {
-                Arc::new(context)
-            },
+            context,
         });
         let external = t.parent_span_id;
         Self::start(

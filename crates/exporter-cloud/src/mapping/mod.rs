@@ -76,11 +76,13 @@ impl<'a> SpanItem<'a> {
     }
 }
 
-/// Marks a span sent without its largest fields because it exceeded the body limit.
+/// Marks a span whose largest payload fields were cut (each keeping its
+/// head and the truncation marker) because it exceeded the body limit.
 #[derive(Serialize)]
 pub(crate) struct Truncated {
     pub(crate) original_bytes: usize,
-    pub(crate) removed: [&'static str; 3],
+    /// The fields cut: `input`, `output`, `metadata`, `trace_context.metadata`.
+    pub(crate) cut: Vec<&'static str>,
 }
 
 /// Namespace of the name-based (v5) UUIDs that identify batches and updates.

@@ -124,6 +124,16 @@ pub(crate) fn rich_trace(start: i64, user: &str, session: &str, tags: &[&str]) -
     step.attributes = ModelAttributes::new("gpt-4o-mini", "openai")
         .with_usage(Usage::new(700, 40))
         .into();
+    // As the span API builds it: the chain of ancestors, with their types.
+    step.ancestry = vec![
+        aiobs_core::Ancestor::new(root.span_id, root.start_time, root.span_type),
+        aiobs_core::Ancestor::new(
+            generation.span_id,
+            generation.start_time,
+            generation.span_type,
+        ),
+    ]
+    .into();
 
     let mut tool = tf(span(
         t,

@@ -7,6 +7,7 @@
 //! arrived before it (durable replay, child before parent).
 
 pub(crate) mod directives;
+pub(crate) mod fit;
 pub(crate) mod score;
 pub(crate) mod usage;
 
@@ -50,15 +51,20 @@ impl ObservationType {
         }
     }
 
-    /// The type a span maps to. Model steps and inferences count as
-    /// generations only when they carry usage (otherwise the enclosing
-    /// generation already does).
+    /// The type a span maps to. Only model spans that carry billable usage
+    /// ([`ExportedSpan::billable_usage`]: no model span above them) become
+    /// generations: Langfuse sums the usage of every generation, and infers
+    /// usage for a generation that has none, so a step inside a generation
+    /// is a plain span (its usage shown as metadata). A top-level model step
+    /// or inference is a generation when it carries usage.
     pub(crate) fn of(span: &ExportedSpan) -> Self {
         if span.is_event {
             return Self::Event;
         }
+        let nested_model = span.span_type.is_model() && span.has_model_ancestor();
         let has_usage = span.attributes.usage().is_some();
         match span.span_type {
+            _ if nested_model => Self::Span,
             SpanType::AgentRun => Self::Agent,
             SpanType::ModelGeneration => Self::Generation,
             SpanType::ModelStep | SpanType::ModelInference if has_usage => Self::Generation,
@@ -99,14 +105,19 @@ impl Level {
 }
 
 /// The trace-level fields one span carries. Every span knows the trace's
-/// user, session and tags (aiobs puts them on every span); only the root
-/// knows its name, input, output and metadata.
+/// user, session, tags and trace-level metadata (aiobs puts them on every
+/// span, as the official SDKs' `propagate_attributes` does); only the span
+/// that began the trace ([`ExportedSpan::is_trace_root`]) owns its name,
+/// input and output. A span that continues an upstream trace owns none of
+/// them, so it never renames the trace it joins.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct TraceFields {
     pub(crate) id: String,
-    pub(crate) is_root: bool,
-    /// The span's start: the trace's start when the span is the root.
+    /// The span began the trace: it sets the name, input and output.
+    pub(crate) owns_trace: bool,
+    /// The span's start: the trace's start when the span owns the trace.
     pub(crate) timestamp: DateTime<Utc>,
+    /// `metadata.langfuse.traceName`, else the owner's name.
     pub(crate) name: Option<String>,
     pub(crate) user_id: Option<String>,
     pub(crate) session_id: Option<String>,
@@ -114,11 +125,12 @@ pub(crate) struct TraceFields {
     pub(crate) public: Option<bool>,
     pub(crate) release: Option<String>,
     pub(crate) version: Option<String>,
-    /// Root only.
+    /// The trace-level metadata (`TracingOptions::metadata`, without the
+    /// `langfuse` directives).
     pub(crate) metadata: Map<String, Value>,
-    /// Root only.
+    /// Owner only.
     pub(crate) input: Option<Value>,
-    /// Root only.
+    /// Owner only.
     pub(crate) output: Option<Value>,
 }
 
@@ -185,17 +197,19 @@ impl Mapper {
     /// Maps one span (normally from its `Ended` event).
     pub(crate) fn map_span(&self, span: &ExportedSpan) -> MappedSpan {
         let (metadata, d) = directives::split(&span.metadata);
+        let (trace_metadata, _) = directives::split(&span.trace_context.metadata);
         let kind = ObservationType::of(span);
         let trace_id = span.trace_id.to_string();
+        let owns_trace = span.is_trace_root();
 
         let trace = TraceFields {
             id: trace_id.clone(),
-            is_root: span.is_root,
+            owns_trace,
             timestamp: span.start_time,
             name: d
                 .trace_name
                 .clone()
-                .or_else(|| span.is_root.then(|| span.name.to_string()))
+                .or_else(|| owns_trace.then(|| span.name.to_string()))
                 .map(|n| n.chars().take(MAX_TRACE_NAME_CHARS).collect()),
             user_id: d
                 .user_id
@@ -209,17 +223,16 @@ impl Mapper {
             public: d.public,
             release: d.release.clone().or_else(|| self.release.clone()),
             version: d.version.clone(),
-            metadata: if span.is_root {
-                metadata.clone()
-            } else {
-                Map::new()
-            },
-            input: span.is_root.then(|| span.input.clone()).flatten(),
-            output: span.is_root.then(|| span.output.clone()).flatten(),
+            input: owns_trace.then(|| span.input.clone()).flatten(),
+            output: owns_trace.then(|| span.output.clone()).flatten(),
+            metadata: trace_metadata,
         };
 
         let (level, status_message, error) = level_of(span);
+        // The span's own metadata: what it holds minus what it inherited
+        // from the trace (sent once, as trace metadata).
         let mut obs_metadata = metadata;
+        obs_metadata.retain(|k, v| trace.metadata.get(k) != Some(v));
         add_attribute_metadata(span, kind, &mut obs_metadata);
         let generation =
             (kind == ObservationType::Generation).then(|| generation_fields(span, d.prompt));
@@ -294,6 +307,14 @@ fn add_attribute_metadata(
         SpanAttributes::Model(m) => {
             if let Some(p) = &m.provider {
                 put("provider", Value::from(p.as_ref()));
+            }
+            // Usage Langfuse must not sum (a step inside a generation) stays
+            // visible, inclusive counts as recorded.
+            if kind != ObservationType::Generation
+                && let Some(u) = &m.usage
+                && let Ok(v) = serde_json::to_value(u)
+            {
+                put("usage", v);
             }
             if kind != ObservationType::Generation
                 && let Some(model) = &m.model
@@ -397,14 +418,12 @@ fn generation_fields(span: &ExportedSpan, prompt: Option<PromptLink>) -> Generat
             }
             None => Map::new(),
         },
-        usage_details: m
-            .usage
-            .as_ref()
+        usage_details: span
+            .billable_usage()
             .map(usage::usage_details)
             .unwrap_or_default(),
-        cost_details: m
-            .usage
-            .as_ref()
+        cost_details: span
+            .billable_usage()
             .and_then(|u| u.cost.as_ref())
             .map(usage::cost_details)
             .unwrap_or_default(),
@@ -416,7 +435,10 @@ fn generation_fields(span: &ExportedSpan, prompt: Option<PromptLink>) -> Generat
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aiobs_core::{Cost, ModelAttributes, SpanError, SpanId, ToolAttributes, TraceId, Usage};
+    use aiobs_core::{
+        Ancestor, Cost, ModelAttributes, SpanError, SpanId, ToolAttributes, TraceContext, TraceId,
+        Usage,
+    };
     use serde_json::json;
     use std::sync::Arc;
 
@@ -484,15 +506,29 @@ mod tests {
         root.tags = Arc::from(vec!["prod".to_owned()]);
         root.input = Some(json!({"q": 1}));
         root.output = Some(json!({"a": 2}));
-        root.metadata = json!({"tenant": "acme", "langfuse": {"release": "r2", "version": "v3"}})
+        let mut trace = TraceContext::default();
+        trace.metadata = json!({"tenant": "acme", "langfuse": {"release": "r2", "version": "v3"}})
             .as_object()
             .cloned()
             .unwrap();
+        root.trace_context = Arc::new(trace);
+        // As the span API leaves it at the end: the trace's keys merged in.
+        root.metadata =
+            json!({"tenant": "acme", "agent": "a", "langfuse": {"release": "r2", "version": "v3"}})
+                .as_object()
+                .cloned()
+                .unwrap();
         let m = Mapper {
             release: Some("r1".into()),
         };
-        let t = m.map_span(&root).trace;
-        assert!(t.is_root);
+        let mapped = m.map_span(&root);
+        assert_eq!(
+            Value::Object(mapped.observation.metadata),
+            json!({"agent": "a"}),
+            "the trace's keys are sent once, as trace metadata"
+        );
+        let t = mapped.trace;
+        assert!(t.owns_trace);
         assert_eq!(t.name.as_deref(), Some("agent run"));
         assert_eq!(t.user_id.as_deref(), Some("u"));
         assert_eq!(t.tags, vec!["prod".to_owned()]);
@@ -582,12 +618,47 @@ mod tests {
     }
 
     #[test]
-    fn continued_trace_root_has_a_remote_parent() {
+    fn a_continued_root_has_a_remote_parent_and_owns_nothing_of_the_trace() {
         let mut r = span(SpanType::AgentRun);
         r.external_parent_span_id = SpanId::from_u64(0x99);
-        let o = Mapper::default().map_span(&r).observation;
-        assert!(o.remote_parent);
-        assert_eq!(o.parent_id.as_deref(), Some("0000000000000099"));
+        let mut continued = TraceContext::default();
+        continued.continued = true;
+        r.trace_context = Arc::new(continued);
+        r.input = Some(json!("mine"));
+        let m = Mapper::default().map_span(&r);
+        assert!(m.observation.remote_parent);
+        assert_eq!(m.observation.parent_id.as_deref(), Some("0000000000000099"));
+        assert!(!m.trace.owns_trace);
+        assert_eq!((m.trace.name, m.trace.input), (None, None));
+        assert_eq!(m.observation.input, Some(json!("mine")));
+    }
+
+    #[test]
+    fn model_spans_inside_a_generation_are_not_generations() {
+        let mut step = child(SpanType::ModelStep);
+        step.ancestry = Arc::from(vec![
+            Ancestor::new(
+                SpanId::from_u64(7).unwrap(),
+                step.start_time,
+                SpanType::AgentRun,
+            ),
+            Ancestor::new(
+                SpanId::from_u64(1).unwrap(),
+                step.start_time,
+                SpanType::ModelGeneration,
+            ),
+        ]);
+        step.attributes = ModelAttributes::new("gpt-4o", "openai")
+            .with_usage(Usage::new(60, 10))
+            .into();
+        let o = Mapper::default().map_span(&step).observation;
+        assert_eq!(o.kind, ObservationType::Span);
+        assert!(o.generation.is_none());
+        assert_eq!(
+            o.metadata["usage"],
+            json!({"input_tokens": 60, "output_tokens": 10})
+        );
+        assert_eq!(o.metadata["model"], json!("gpt-4o"));
     }
 
     #[test]

@@ -1,10 +1,16 @@
 //! Token usage and cost as Langfuse's free-form `usage_details` / `cost_details`.
 //!
-//! Key names follow what the official SDK sends (see the wire recordings):
-//! `input`, `output`, `total`, `input_cached_tokens`, `output_reasoning_tokens`;
-//! the other details use the same `input_*` / `output_*` pattern Langfuse
-//! derives from OpenAI usage objects. `input` and `output` are the totals the
-//! provider reported, cached and reasoning tokens included, as recorded.
+//! Langfuse treats usage keys as mutually exclusive buckets: a generation's
+//! input is the sum of every key containing `input` (likewise `output`), and
+//! each bucket is priced on its own. aiobs's [`Usage`] is inclusive (cached
+//! tokens are part of `input_tokens`, reasoning part of `output_tokens`), so
+//! the buckets come from [`Usage::exclusive`]: `input` is what remains after
+//! cached, cache-write, audio and image tokens; `output` what remains after
+//! reasoning, audio and image tokens — as Langfuse's own server splits an
+//! OpenAI usage object. Key names follow what the official SDK sends
+//! (`input`, `output`, `total`, `input_cached_tokens`,
+//! `output_reasoning_tokens`) and the `input_*` / `output_*` pattern
+//! Langfuse derives from OpenAI usage objects.
 
 use aiobs_core::{Cost, Usage};
 
@@ -13,25 +19,20 @@ pub(crate) type UsageDetails = Vec<(&'static str, u64)>;
 /// `(usage type, USD)` in a stable order.
 pub(crate) type CostDetails = Vec<(&'static str, f64)>;
 
-/// The usage details of one generation.
+/// The usage details of one generation: exclusive buckets, and the total.
 pub(crate) fn usage_details(u: &Usage) -> UsageDetails {
-    let mut d = vec![
-        ("input", u.input_tokens),
-        ("output", u.output_tokens),
-        ("total", u.total_tokens()),
+    let e = u.exclusive();
+    let mut d = vec![("input", e.input), ("output", e.output), ("total", e.total)];
+    let details = [
+        ("input_cached_tokens", e.cache_read),
+        ("input_cache_creation_tokens", e.cache_write),
+        ("input_audio_tokens", e.input_audio),
+        ("input_image_tokens", e.input_image),
+        ("output_reasoning_tokens", e.reasoning),
+        ("output_audio_tokens", e.output_audio),
+        ("output_image_tokens", e.output_image),
     ];
-    let i = &u.input_details;
-    let o = &u.output_details;
-    let optional = [
-        ("input_cached_tokens", i.cache_read),
-        ("input_cache_creation_tokens", i.cache_write),
-        ("input_audio_tokens", i.audio),
-        ("input_image_tokens", i.image),
-        ("output_reasoning_tokens", o.reasoning),
-        ("output_audio_tokens", o.audio),
-        ("output_image_tokens", o.image),
-    ];
-    d.extend(optional.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))));
+    d.extend(details.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))));
     d
 }
 
@@ -49,16 +50,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn recorded_scenario_usage() {
-        let u = Usage::new(120, 30).with_cache_read(100).with_reasoning(0);
+    fn cached_and_reasoning_tokens_leave_input_and_output() {
+        let u = Usage::new(120, 30).with_cache_read(100).with_reasoning(10);
         assert_eq!(
             usage_details(&u),
             vec![
-                ("input", 120),
-                ("output", 30),
+                ("input", 20),
+                ("output", 20),
                 ("total", 150),
                 ("input_cached_tokens", 100),
-                ("output_reasoning_tokens", 0),
+                ("output_reasoning_tokens", 10),
             ]
         );
     }

@@ -44,7 +44,7 @@ pub fn builder(
         .timeout(Duration::from_secs(5))
 }
 
-/// The scenario of `wire/README.md`, as the recorded Python clients built it.
+/// The recorded scenario (`tests/fixtures/README.md`), as the Python clients built it.
 /// `with_event` adds the `agent.decision` event the v2 recording has (the v5
 /// recording has none).
 pub fn weather_trace(obs: &Observability, with_event: bool) -> TraceId {

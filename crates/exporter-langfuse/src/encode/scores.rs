@@ -1,5 +1,5 @@
 //! `POST /api/public/scores`: how the OTLP transport sends scores (a JSON
-//! array, as SDK v5 does; see `wire/langfuse/v5-otel/02_POST_api_public_scores.json`).
+//! array, as SDK v5 does; recorded in `tests/fixtures/v5_scores_request.json`).
 
 use aiobs_http::{ItemAnswers, ItemError};
 use serde_json::Value;

@@ -1,6 +1,6 @@
 //! Encoding for Langfuse's OTLP endpoint (`/api/public/otel/v1/traces`):
 //! mapped spans as OTLP protobuf carrying the `langfuse.*` attributes the
-//! official SDKs set (see `wire/langfuse/v5-otel`).
+//! official SDKs set (recorded from langfuse 5.0.4: `tests/fixtures/v5_otel_*.json`).
 
 use aiobs_http::ItemAnswers;
 use chrono::{DateTime, Utc};
@@ -15,6 +15,7 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Sta
 use prost::Message;
 use serde_json::Value;
 
+use super::iso_time;
 use crate::mapping::{Level, MappedSpan, ObservationType};
 
 /// The instrumentation scope Langfuse's span processor recognises as
@@ -87,12 +88,9 @@ impl OtlpEncoder {
 
         // Trace-level fields, on every span that knows them (as the official
         // SDK's `propagate_attributes` does): Langfuse merges them per trace.
-        if t.is_root {
+        // Only the span that began the trace says it is the root.
+        if t.owns_trace {
             a.push(kv("langfuse.internal.is_app_root", b(true)));
-            if o.remote_parent {
-                // The parent is in another process: still make this the trace root.
-                a.push(kv("langfuse.internal.as_root", b(true)));
-            }
         }
         if let Some(u) = &t.user_id {
             a.push(kv("user.id", s(u)));
@@ -216,14 +214,24 @@ impl OtlpEncoder {
         let start = nanos(o.start_time);
         let end = match o.kind {
             ObservationType::Event => start,
-            _ => o.end_time.map_or(start, nanos),
+            _ => o.end_time.map_or(start, nanos).max(start),
         };
+        // Langfuse takes a span without a parent as its trace's root (and
+        // renames the trace after it). A span that continues an upstream
+        // trace without knowing its parent gets a stand-in parent id instead,
+        // as Langfuse's own SDK does for a `trace_context` without a parent.
+        let parent = match &o.parent_id {
+            Some(p) => hex_bytes(p),
+            None if !t.owns_trace => upstream_parent(&o.trace_id).to_vec(),
+            None => Vec::new(),
+        };
+        let remote = o.remote_parent || (o.parent_id.is_none() && !t.owns_trace);
         Span {
             trace_id: hex_bytes(&o.trace_id),
             span_id: hex_bytes(&o.id),
             trace_state: String::new(),
-            parent_span_id: o.parent_id.as_deref().map(hex_bytes).unwrap_or_default(),
-            flags: if o.remote_parent {
+            parent_span_id: parent,
+            flags: if remote {
                 FLAGS_REMOTE_PARENT
             } else {
                 FLAGS_LOCAL_PARENT
@@ -264,6 +272,19 @@ fn partial_success(body: &[u8]) -> Option<(u64, String)> {
     (p.rejected_spans > 0).then(|| (p.rejected_spans.unsigned_abs(), p.error_message))
 }
 
+/// The stand-in parent of spans continuing trace `trace_id` (32 hex) whose
+/// upstream parent is unknown: derived from the trace id, so every span of
+/// that trace from every process names the same one; never zero.
+fn upstream_parent(trace_id: &str) -> [u8; 8] {
+    let bytes = hex_bytes(trace_id);
+    let mut id = [0u8; 8];
+    for (i, b) in bytes.iter().enumerate() {
+        id[i % 8] ^= b.rotate_left(3);
+    }
+    id[7] |= 1;
+    id
+}
+
 fn kv(key: &str, value: any_value::Value) -> KeyValue {
     KeyValue {
         key: key.to_owned(),
@@ -300,11 +321,6 @@ fn json(v: &Value) -> String {
 
 fn json_map(m: &serde_json::Map<String, Value>) -> String {
     serde_json::to_string(m).unwrap_or_default()
-}
-
-/// ISO 8601 with microseconds and `Z`, as Langfuse's SDKs write times.
-pub(crate) fn iso_time(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 fn nanos(t: DateTime<Utc>) -> u64 {

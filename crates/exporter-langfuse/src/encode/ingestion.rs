@@ -1,6 +1,6 @@
 //! Encoding for the legacy ingestion API (`POST /api/public/ingestion`):
 //! a JSON batch of typed events, answered per event with a 207 multi-status
-//! (see `wire/langfuse/v2-ingestion`).
+//! (recorded from langfuse 2.60.10: `tests/fixtures/v2_ingestion_request.json`).
 //!
 //! Entity ids are the trace and span ids, so both transports address the same
 //! Langfuse objects. Event ids are derived from the aiobs event and the
@@ -14,8 +14,8 @@ use serde_json::{Map, Value};
 use aiobs_core::ItemRejection;
 use aiobs_http::{HttpReply, ItemAnswers, ItemError, SendError};
 
+use super::iso_time;
 use crate::mapping::{MappedSpan, Observation, ObservationType, ScoreBody, TraceFields};
-use crate::otlp::iso_time;
 
 /// A fixed namespace for the v5 UUIDs of event ids.
 const EVENT_ID_NAMESPACE: uuid::Uuid =
@@ -108,8 +108,11 @@ impl Body {
 
 impl IngestionEncoder {
     /// The events of a batch's spans and scores. Each trace gets one
-    /// `trace-create` per batch from its first span (a root always sends its
-    /// own: it alone knows the trace's name and payloads).
+    /// `trace-create` per batch from its first span (the span that began the
+    /// trace always sends its own: it alone knows the trace's name and
+    /// payloads). `trace-create` is an upsert: a span that does not own the
+    /// trace sends only what it knows (user, session, tags, trace metadata,
+    /// release), never a name, input or output.
     pub(crate) fn outgoing(
         &self,
         spans: &[(usize, MappedSpan)],
@@ -140,7 +143,7 @@ impl IngestionEncoder {
         with_trace: bool,
     ) -> Vec<IngestionEvent> {
         let mut out = Vec::with_capacity(2);
-        if with_trace || m.trace.is_root {
+        if with_trace || m.trace.owns_trace {
             out.push(self.trace_event(&m.trace, origin));
         }
         out.push(self.observation_event(&m.observation, origin));
