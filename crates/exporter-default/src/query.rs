@@ -91,6 +91,8 @@ pub struct TraceFilter {
     pub status: Option<TraceStatus>,
     /// *Any span* whose name contains this text (case-insensitive for ASCII).
     pub name_contains: Option<String>,
+    /// This trace only.
+    pub trace_id: Option<TraceId>,
 }
 
 impl TraceFilter {
@@ -162,6 +164,12 @@ impl TraceFilter {
     #[must_use]
     pub fn name_contains(mut self, text: impl Into<String>) -> Self {
         self.name_contains = Some(text.into());
+        self
+    }
+    /// This trace only (its root, or roots).
+    #[must_use]
+    pub fn trace_id(mut self, id: TraceId) -> Self {
+        self.trace_id = Some(id);
         self
     }
 }
@@ -240,10 +248,10 @@ impl PageRequest {
     }
 }
 
-/// Token totals of a trace: the usage of its top-level model spans (a model
-/// span whose parent is not a model span), so the per-step usage inside a
-/// generation is not counted twice.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+/// Token and cost totals of a trace: the usage of its top-level model spans
+/// (a model span whose parent is not a model span), so the per-step usage
+/// inside a generation is not counted twice.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct UsageTotals {
     /// Input (prompt) tokens, cached ones included.
@@ -252,6 +260,9 @@ pub struct UsageTotals {
     pub output_tokens: u64,
     /// Input tokens read from a prompt cache.
     pub cached_input_tokens: u64,
+    /// Cost in USD: the sum of the counted spans' [`Cost`](aiobs_core::Cost)
+    /// (`total`, else `input + output`); `None` when none of them reported one.
+    pub cost_usd: Option<f64>,
 }
 
 impl UsageTotals {
@@ -414,6 +425,14 @@ impl TraceRecord {
                 t.input_tokens += u.input_tokens;
                 t.output_tokens += u.output_tokens;
                 t.cached_input_tokens += u.input_details.cache_read.unwrap_or(0);
+                let cost = u.cost.as_ref().and_then(|c| match (c.input, c.output) {
+                    _ if c.total.is_some() => c.total,
+                    (Some(i), Some(o)) => Some(i + o),
+                    _ => None,
+                });
+                if let Some(c) = cost {
+                    t.cost_usd = Some(t.cost_usd.unwrap_or(0.0) + c);
+                }
             }
         }
         t
@@ -478,6 +497,18 @@ pub(crate) fn model_types_sql() -> String {
         .map(|t| format!("'{}'", t.as_str()))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// SQL (both backends) for one span's cost in USD, `total` else `input +
+/// output`, given how the backend reads the number at
+/// `attributes.usage.cost.<field>` of a span's JSON.
+pub(crate) fn cost_sql(path: impl Fn(&str) -> String) -> String {
+    format!(
+        "COALESCE({}, {} + {})",
+        path("total"),
+        path("input"),
+        path("output")
+    )
 }
 
 /// Escapes `%`, `_` and `\` for a `LIKE ... ESCAPE '\'` pattern and wraps it in `%`.

@@ -287,6 +287,7 @@ pub(crate) async fn every_filter_narrows_the_listing(store: &TestStore) {
 
     let cases: Vec<(&str, TraceFilter, HashSet<TraceId>)> = vec![
         ("none", TraceFilter::new(), ids(&[ta, tb, tc])),
+        ("trace id", TraceFilter::new().trace_id(*tb), ids(&[tb])),
         (
             "after",
             TraceFilter::new().started_after(at(2000)),
@@ -429,6 +430,7 @@ pub(crate) async fn summaries_count_spans_errors_and_top_level_tokens(store: &Te
     want.input_tokens = 1200;
     want.output_tokens = 80;
     want.cached_input_tokens = 1024;
+    want.cost_usd = Some(0.0015 + 0.0005);
     assert_eq!(sum.usage, want);
     let record = s.get_trace(t.trace_id).await.unwrap().unwrap();
     assert_eq!(
@@ -436,6 +438,19 @@ pub(crate) async fn summaries_count_spans_errors_and_top_level_tokens(store: &Te
         want,
         "list and show agree on token totals"
     );
+
+    // No reported cost is an unknown cost, not a zero one.
+    let plain = span(trace_id(), None, "plain", SpanType::AgentRun, 5000, 10);
+    put(s, ended(std::slice::from_ref(&plain))).await;
+    let page = s
+        .list_traces(
+            &TraceFilter::new().trace_id(plain.trace_id),
+            &PageRequest::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.traces.len(), 1);
+    assert_eq!(page.traces[0].usage.cost_usd, None);
 }
 
 pub(crate) async fn unknown_trace_is_none(store: &TestStore) {
