@@ -63,8 +63,9 @@ impl FromStr for TraceStatus {
 /// Which traces [`Storage::list_traces`](crate::Storage::list_traces) returns.
 /// Every set field must match; an empty filter lists every trace.
 ///
-/// A trace is listed through its root span (the span with no exported parent
-/// in the process that recorded it); fields marked *any span* match when at
+/// A trace is listed once, through its first root span (a span with no
+/// exported parent in the process that recorded it: a trace continued in
+/// other processes has several); fields marked *any span* match when at
 /// least one span of the trace matches.
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
@@ -460,6 +461,17 @@ pub struct RetentionReport {
     pub scores: u64,
     /// Feedback records removed.
     pub feedback: u64,
+}
+
+/// SQL (both backends, `is_root` given as the backend's true test of column
+/// `o.is_root`) true when root row `r` is the first root of its trace. A
+/// trace continued in another process has one root per process (their
+/// parents are external); it is listed once, through its first root.
+pub(crate) fn first_root_sql(o_is_root: &str) -> String {
+    format!(
+        "NOT EXISTS (SELECT 1 FROM aiobs_spans o WHERE o.trace_id = r.trace_id AND {o_is_root} \
+         AND (o.start_time, o.span_id) < (r.start_time, r.span_id))"
+    )
 }
 
 /// SQL (both backends) true when trace `r` has a span with status error.

@@ -11,7 +11,7 @@ use super::classify;
 use crate::error::StorageError;
 use crate::query::{
     HAS_ERROR, PageRequest, RetentionReport, TraceFilter, TracePage, TraceRecord, TraceStatus,
-    TraceSummary, UsageTotals, cost_sql, like_pattern, model_types_sql,
+    TraceSummary, UsageTotals, cost_sql, first_root_sql, like_pattern, model_types_sql,
 };
 use crate::row::{
     from_micros, parse_json, span_from_i64, span_to_i64, trace_from_bytes, without_nul,
@@ -115,10 +115,11 @@ fn page_query(filter: &TraceFilter, page: &PageRequest) -> Result<PageQuery, Sto
         sql: String::from(
             "SELECT r.trace_id, r.span_id, r.name, r.span_type, r.start_time, r.end_time, r.user_id, \
              r.session_id, r.tags::text, r.entity_type, r.entity_id, r.entity_name \
-             FROM aiobs_spans r WHERE r.is_root",
+             FROM aiobs_spans r WHERE r.is_root AND ",
         ),
         args: Vec::new(),
     };
+    q.sql.push_str(&first_root_sql("o.is_root"));
     if let Some(t) = filter.started_after {
         q.and_value("r.start_time >= ?", Box::new(t));
     }

@@ -10,7 +10,7 @@ use super::classify;
 use crate::error::StorageError;
 use crate::query::{
     HAS_ERROR, PageRequest, RetentionReport, TraceFilter, TracePage, TraceRecord, TraceStatus,
-    TraceSummary, UsageTotals, cost_sql, like_pattern, model_types_sql,
+    TraceSummary, UsageTotals, cost_sql, first_root_sql, like_pattern, model_types_sql,
 };
 use crate::row::{from_micros, micros, parse_json, span_from_i64, trace_from_bytes};
 
@@ -75,8 +75,9 @@ fn page_sql(filter: &TraceFilter, page: &PageRequest) -> (String, Vec<Value>) {
     let mut sql = String::from(
         "SELECT r.trace_id, r.span_id, r.name, r.span_type, r.start_time, r.end_time, r.user_id, \
          r.session_id, r.tags, r.entity_type, r.entity_id, r.entity_name \
-         FROM aiobs_spans r WHERE r.is_root = 1",
+         FROM aiobs_spans r WHERE r.is_root = 1 AND ",
     );
+    sql.push_str(&first_root_sql("o.is_root = 1"));
     let mut args = Vec::new();
     let mut and = |cond: &str, v: Option<Value>| {
         sql.push_str(" AND ");

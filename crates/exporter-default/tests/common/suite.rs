@@ -453,6 +453,49 @@ pub(crate) async fn summaries_count_spans_errors_and_top_level_tokens(store: &Te
     assert_eq!(page.traces[0].usage.cost_usd, None);
 }
 
+/// A trace continued in another process has a second root (a span whose
+/// parent is external): the trace is still one line of the listing, through
+/// its first root, counting every span of both processes.
+pub(crate) async fn a_continued_trace_is_listed_once_with_all_its_spans(store: &TestStore) {
+    let s = &*store.storage;
+    let t = rich_trace(6000, "dana", "sess-c", &["prod"]);
+    let tool = t.spans[3].span_id;
+    let mut continued = span(
+        t.trace_id,
+        None,
+        "durable step",
+        SpanType::WorkflowStep,
+        6000,
+        20,
+    );
+    continued.start_time += chrono::Duration::milliseconds(200);
+    continued.external_parent_span_id = Some(tool);
+    let mut inner = span(
+        t.trace_id,
+        Some(continued.span_id),
+        "inner",
+        SpanType::Generic,
+        6000,
+        5,
+    );
+    inner.start_time += chrono::Duration::milliseconds(201);
+    inner.status = SpanStatus::Error;
+    put(s, t.batch()).await;
+    put(s, ended(&[continued, inner])).await;
+    for limit in [1, 50] {
+        let lines = all_pages(s, &TraceFilter::new(), limit).await;
+        assert_eq!(lines.len(), 1, "one line per trace (pages of {limit})");
+        let line = &lines[0];
+        assert_eq!(
+            line.root_span_id,
+            t.root().span_id,
+            "through its first root"
+        );
+        assert_eq!((line.span_count, line.error_count), (7, 2));
+        assert_eq!(line.status, TraceStatus::Error);
+    }
+}
+
 pub(crate) async fn unknown_trace_is_none(store: &TestStore) {
     let s = &*store.storage;
     put(s, rich_trace(0, "u", "s", &[]).batch()).await;
