@@ -25,10 +25,11 @@ function h(tag, props, ...children) {
     else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
     else el.setAttribute(k, v === true ? '' : String(v));
   }
-  return add(el, children);
+  return add(el, ...children);
 }
 
-function add(el, children) {
+/** Appends children (nodes, strings as text, arrays of either) to `el`. */
+function add(el, ...children) {
   for (const c of children.flat(Infinity)) {
     if (c === undefined || c === null || c === false) continue;
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
@@ -42,7 +43,7 @@ function clear(el) {
 }
 
 function show(...children) {
-  add(clear(app), children);
+  add(clear(app), ...children);
 }
 
 function link(href, ...children) {
@@ -323,13 +324,13 @@ function jsonText(v) {
   return typeof v === 'string' ? v : JSON.stringify(v, null, 2);
 }
 
-/** Chat messages: an array of {role, content}, or {messages: [...]}. */
+/** Chat messages: one {role, content}, an array of them, or {messages: [...]}. */
 function chatMessages(v) {
-  const list = Array.isArray(v) ? v : (v && typeof v === 'object' && Array.isArray(v.messages) ? v.messages : null);
-  if (!list || !list.length) return null;
-  const isMsg = (m) => m && typeof m === 'object' && typeof m.role === 'string' &&
+  const isMsg = (m) => m && typeof m === 'object' && !Array.isArray(m) && typeof m.role === 'string' &&
     ('content' in m || 'tool_calls' in m || 'parts' in m);
-  return list.every(isMsg) ? list : null;
+  if (isMsg(v)) return [v];
+  const list = Array.isArray(v) ? v : (v && typeof v === 'object' && Array.isArray(v.messages) ? v.messages : null);
+  return list && list.length && list.every(isMsg) ? list : null;
 }
 
 function messageContent(c) {
@@ -443,12 +444,12 @@ function spanDetail(d, row) {
       h('li', {}, h('span', { class: 'time' }, fmtTime(l.timestamp)), ' ', h('span', { class: 'badge lvl-' + l.level }, l.level), ' ', l.message)))) : null);
 }
 
-/** The time axis over the waterfall: five ticks. */
+/** The time axis over the waterfall: four ticks. */
 function axis(total) {
   const el = h('div', { class: 'axis' });
-  for (let i = 0; i <= 4; i++) {
-    const tick = h('span', { class: 'tick' }, fmtMs((total * i) / 4));
-    tick.style.left = (i * 25) + '%';
+  for (let i = 0; i <= 3; i++) {
+    const tick = h('span', { class: 'tick' }, fmtMs((total * i) / 3));
+    tick.style.left = ((i * 100) / 3) + '%';
     add(el, tick);
   }
   return el;
