@@ -43,6 +43,7 @@ mod observability;
 pub mod payload;
 pub mod processor;
 pub mod sampling;
+pub mod semconv;
 pub mod span;
 pub mod stats;
 pub mod tracking;
@@ -53,8 +54,8 @@ pub use event::{
     Signal, Signals, SpanEventKind,
 };
 pub use exporter::{
-    BatchPolicy, ErrorClass, ExportBatch, ExportError, ExportOutcome, Exporter, ExporterContext,
-    ItemRejection, RetryPolicy,
+    BatchPolicy, Custody, ErrorClass, ExportBatch, ExportError, ExportOutcome, Exporter,
+    ExporterContext, ItemRejection, RetryPolicy,
 };
 pub use id::{IdError, SpanId, TraceId, TraceParent};
 pub use memory::InMemoryExporter;
@@ -65,14 +66,14 @@ pub use payload::SerializationLimits;
 pub use processor::{AsyncProcessor, RedactionStyle, SensitiveDataFilter, SpanProcessor, Verdict};
 pub use sampling::{Sampler, SamplingInput};
 pub use span::{
-    AgentAttributes, Ancestor, Cost, EntityInfo, ExportedSpan, InputTokenDetails, ModelAttributes,
-    OutputTokenDetails, Span, SpanAttributes, SpanError, SpanOptions, SpanStatus, SpanType,
-    ToolAttributes, TracingOptions, Usage, WorkflowAttributes,
+    AgentAttributes, Ancestor, Cost, EntityInfo, ExclusiveUsage, ExportedSpan, InputTokenDetails,
+    ModelAttributes, OutputTokenDetails, Span, SpanAttributes, SpanError, SpanOptions, SpanStatus,
+    SpanType, ToolAttributes, TraceContext, TracingOptions, Usage, WorkflowAttributes,
 };
 pub use stats::{
     DropReason, ExporterFlushReport, ExporterStats, FlushReport, PipelineStats, Stats,
 };
-pub use tracking::{TrackedEvent, Tracking, TrackingExporter, TrackingLimits};
+pub use tracking::{Release, TrackedEvent, Tracking, TrackingExporter, TrackingLimits};
 
 /// Re-exported so exporter crates implement the traits with the same macro version.
 pub use async_trait::async_trait;

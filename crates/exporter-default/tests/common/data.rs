@@ -106,10 +106,11 @@ pub(crate) fn rich_trace(start: i64, user: &str, session: &str, tags: &[&str]) -
                 .with_cost(Cost::new(0.0015, 0.0005)),
         )
         .into();
-    generation.ancestry = vec![aiobs_core::Ancestor {
-        span_id: root.span_id,
-        start_time: root.start_time,
-    }]
+    generation.ancestry = vec![aiobs_core::Ancestor::new(
+        root.span_id,
+        root.start_time,
+        root.span_type,
+    )]
     .into();
 
     let mut step = tf(span(
