@@ -437,3 +437,44 @@ async fn a_remote_address_needs_the_flag_and_warns() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serving_goes_on_when_stdout_is_closed() {
+    // `aiobs serve | head -0`: the pipe is closed before anything is printed.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("aiobs.db");
+    let db = db.to_str().unwrap();
+    viewer::demo(db);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_aiobs"))
+        .args(["--db", db, "serve", "--addr", &addr])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let mut answered = None;
+    for _ in 0..100 {
+        if let Ok(r) = viewer::client()
+            .get(format!("http://{addr}/api/traces"))
+            .send()
+            .await
+        {
+            answered = Some(r.status().as_u16());
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the server stopped when its stdout closed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(answered, Some(200));
+    assert!(child.try_wait().unwrap().is_none(), "still running");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

@@ -18,6 +18,7 @@ mod router;
 mod store;
 mod tree;
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -67,11 +68,15 @@ pub(crate) async fn run(args: ServeArgs, url: &DatabaseUrl) -> Result<ExitCode, 
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
     let local = listener.local_addr()?;
+    // Printing must not stop the server: its stdout or stderr may be closed
+    // once the URL is read (`aiobs serve | head -1`).
     if !loopback {
-        eprintln!(
+        writeln!(
+            std::io::stderr(),
             "warning: listening on {local}, which is not a loopback address. There is no \
              login: anyone who can reach it can read every trace in {url}."
-        );
+        )
+        .ok();
     }
     let hosts = if loopback {
         headers::HostPolicy::Loopback
@@ -85,10 +90,12 @@ pub(crate) async fn run(args: ServeArgs, url: &DatabaseUrl) -> Result<ExitCode, 
         }),
         hosts,
     );
-    println!("aiobs viewer: http://{local}/");
-    println!("store {url} (read-only); Ctrl-C to stop");
-    use std::io::Write as _;
-    std::io::stdout().flush()?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "aiobs viewer: http://{local}/")
+        .and_then(|()| writeln!(out, "store {url} (read-only); Ctrl-C to stop"))
+        .and_then(|()| out.flush())
+        .ok();
+    drop(out);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;

@@ -292,6 +292,7 @@ async function showList(me) {
       liveState('offline');
     }
   });
+  performance.mark('aiobs:list-ready');
   document.body.dataset.ready = 'list';
 }
 
