@@ -23,14 +23,11 @@
 //!
 //! The last line printed is JSON.
 
-#[path = "../tests/viewer/browser.rs"]
-#[allow(dead_code)]
-mod browser;
+#[path = "../tests/viewer/mod.rs"]
+mod viewer;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use aiobs_core::{
     Cost, ExportedSpan, ModelAttributes, SpanEventKind, SpanId, SpanStatus, SpanType,
@@ -224,33 +221,6 @@ async fn time_ms<F: std::future::Future<Output = ()>>(mut f: impl FnMut() -> F) 
     t.elapsed().as_secs_f64() * 1000.0
 }
 
-struct Server(Child, String);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.0.kill().ok();
-        self.0.wait().ok();
-    }
-}
-
-fn serve(db: &str) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_aiobs"))
-        .args(["--db", db, "serve", "--addr", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("aiobs serve");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("the URL");
-    let url = line
-        .trim()
-        .trim_start_matches("aiobs viewer: ")
-        .trim_end_matches('/')
-        .to_owned();
-    Server(child, url)
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let opts = options();
@@ -282,14 +252,14 @@ async fn main() {
         .await;
     }
 
-    let server = serve(&db);
+    let server = viewer::Viewer::start(&db);
     let client = reqwest::Client::builder()
         .no_proxy()
         .build()
         .expect("a client");
     let get = |path: String| {
         let client = client.clone();
-        let url = format!("{}{path}", server.1);
+        let url = format!("{}{path}", server.url);
         async move {
             let r = client.get(url).send().await.expect("the viewer answers");
             assert!(r.status().is_success(), "{}", r.status());
@@ -327,25 +297,26 @@ async fn main() {
     }
 
     let (mut page_list, mut page_trace) = (Vec::new(), Vec::new());
-    if let Some(chromium) = browser::chromium() {
-        let chrome = browser::Chrome::launch(chromium).await;
+    if let Some(chromium) = viewer::browser::chromium() {
+        let chrome = viewer::browser::Chrome::launch(chromium).await;
         for round in 0..6 {
-            let page = chrome.open(&format!("{}/", server.1)).await;
-            let ms = browser::wait_for(
+            let page = chrome.open(&format!("{}/", server.url)).await;
+            let ms = viewer::browser::wait_for(
                 &page,
                 "the list",
                 "(performance.getEntriesByName('aiobs:list-ready')[0] || {}).startTime",
             )
             .await;
-            let page2 = chrome.open(&format!("{}/traces/{big}", server.1)).await;
-            let ms2 = browser::wait_for(
+            let page2 = chrome.open(&format!("{}/traces/{big}", server.url)).await;
+            let ms2 = viewer::browser::wait_for(
                 &page2,
                 "the trace",
                 "(performance.getEntriesByName('aiobs:trace-ready')[0] || {}).startTime",
             )
             .await;
             let rows =
-                browser::eval(&page2, "document.querySelectorAll('.rows .row').length").await;
+                viewer::browser::eval(&page2, "document.querySelectorAll('.rows .row').length")
+                    .await;
             assert_eq!(rows, BIG_TRACE as u64, "every span drawn");
             if round > 0 {
                 // Round 0 warms the browser's and the server's caches.

@@ -54,6 +54,22 @@ fn selector_for_row(span_id: &str) -> String {
     format!(".rows .row[data-span-id=\"{span_id}\"]")
 }
 
+/// The text of each cell of the list's row for `trace_id`, once it is shown.
+async fn list_row(page: &chromiumoxide::Page, trace_id: &str) -> Value {
+    let row = format!("tr[data-trace-id=\"{trace_id}\"]");
+    wait_for(
+        page,
+        "the trace's row",
+        &format!("!!document.querySelector('{row}')"),
+    )
+    .await;
+    eval(
+        page,
+        &format!("[...document.querySelector('{row}').cells].map((c) => c.textContent)"),
+    )
+    .await
+}
+
 /// Clicks a span's row and waits for its details.
 async fn select_span(page: &chromiumoxide::Page, span_id: &str) {
     click(page, &selector_for_row(span_id)).await;
@@ -86,17 +102,7 @@ async fn the_demo_trace_in_a_browser() {
     let page = chrome.open(&format!("{}/", v.url)).await;
     wait_for(&page, "the list", "document.body.dataset.ready === 'list'").await;
     let row = format!("tr[data-trace-id=\"{demo}\"]");
-    wait_for(
-        &page,
-        "the demo's row",
-        &format!("!!document.querySelector('{row}')"),
-    )
-    .await;
-    let cells = eval(
-        &page,
-        &format!("[...document.querySelector('{row}').cells].map((c) => c.textContent)"),
-    )
-    .await;
+    let cells = list_row(&page, &demo).await;
     assert_eq!(cells[1], "weather-agent", "{cells}");
     assert_eq!(cells[2], "error", "{cells}");
     assert_eq!(cells[4], "10", "span count: {cells}");
@@ -276,18 +282,7 @@ async fn hostile_values_render_as_text_and_no_script_runs() {
     let markup = "document.querySelectorAll('#app img, #app script, #app svg, #app b, #app i, #app h1 h1').length";
 
     let page = chrome.open(&format!("{}/", v.url)).await;
-    let row = format!("tr[data-trace-id=\"{trace}\"]");
-    wait_for(
-        &page,
-        "the hostile row",
-        &format!("!!document.querySelector('{row}')"),
-    )
-    .await;
-    let cells = eval(
-        &page,
-        &format!("[...document.querySelector('{row}').cells].map((c) => c.textContent)"),
-    )
-    .await;
+    let cells = list_row(&page, &trace).await;
     assert_eq!(cells[10], "user-<i>1</i>", "{cells}");
     assert_eq!(cells[11], "sess-<b>42</b>", "{cells}");
     assert_eq!(cells[12], "<script>tag</script>", "{cells}");

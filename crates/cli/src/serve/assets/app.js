@@ -12,7 +12,6 @@ const app = document.getElementById('app');
 const POLL_MS = 3000;
 let poller = null; // the current view's refresh timer
 let view = 0; // bumped on every navigation: late answers of old views are ignored
-let spanTypes = [];
 
 // ---------------------------------------------------------------- elements
 
@@ -197,12 +196,17 @@ function filterForm(params) {
     s.value = params.get(name) || '';
     return h('label', {}, label, s);
   };
-  const types = { '': 'any type' };
-  for (const t of spanTypes) types[t] = t;
+  // The span types come with /api/info; the one asked for is there at once.
+  const wanted = params.get('span_type');
+  const types = select('span_type', 'Span type', wanted ? { '': 'any type', [wanted]: wanted } : { '': 'any type' });
+  info.then((i) => {
+    const s = types.querySelector('select');
+    for (const t of i.span_types || []) if (t !== wanted) s.append(h('option', { value: t }, t));
+  }, () => {});
   const form = h('form', { class: 'filters', role: 'search' },
     TEXT_FILTERS.map(([n, l]) => field(n, l)),
     select('status', 'Status', { '': 'any status', ok: 'ok', error: 'error', running: 'running' }),
-    select('span_type', 'Span type', types),
+    types,
     select('range', 'Started', RANGES),
     h('button', { type: 'submit' }, 'Filter'),
     link('/', 'Clear'));
@@ -449,7 +453,7 @@ function spanDetail(d, row) {
 function axis(total) {
   const el = h('div', { class: 'axis' });
   for (let i = 0; i <= 3; i++) {
-    const tick = h('span', { class: 'tick' }, fmtMs((total * i) / 3));
+    const tick = h('span', { class: 'tick' }, i ? fmtMs((total * i) / 3) : '0');
     tick.style.left = ((i * 100) / 3) + '%';
     add(el, tick);
   }
@@ -655,13 +659,11 @@ async function showSession(id, me) {
 
 // ---------------------------------------------------------------- start
 
-(async () => {
-  try {
-    const info = await api('/api/info');
-    spanTypes = info.span_types || [];
-    document.getElementById('store').textContent = info.store + ' · read-only';
-  } catch (e) {
-    document.getElementById('store').textContent = 'store unavailable: ' + e.message;
-  }
-  route();
-})();
+// What the viewer serves, asked for alongside the first view (not before it).
+const info = api('/api/info');
+info.then((i) => {
+  document.getElementById('store').textContent = i.store + ' · read-only';
+}, (e) => {
+  document.getElementById('store').textContent = 'store unavailable: ' + e.message;
+});
+route();
