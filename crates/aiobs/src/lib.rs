@@ -42,6 +42,7 @@
 //! | `postgres` | the PostgreSQL backend of `default_exporter` |
 //! | `cloud` | `cloud`: gzip JSON batches to an HTTP ingest endpoint |
 //! | `langfuse` | `langfuse`: Langfuse (OTLP or ingestion API) |
+//! | `sentry` | `exporters::sentry`: Sentry AI Agents transactions and linked error events |
 //! | `full` | all of the above |
 //!
 //! With no exporter feature the crate still compiles and runs: events are
@@ -60,3 +61,11 @@ pub use aiobs_exporter_cloud as cloud;
 /// The Langfuse exporter.
 #[cfg(feature = "langfuse")]
 pub use aiobs_exporter_langfuse as langfuse;
+
+/// Exporters, one module per destination, each behind its Cargo feature.
+pub mod exporters {
+    /// The Sentry exporter: `aiobs::exporters::sentry::SentryExporter`.
+    #[cfg(feature = "sentry")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sentry")))]
+    pub use aiobs_exporter_sentry as sentry;
+}

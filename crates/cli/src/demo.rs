@@ -13,6 +13,7 @@ use aiobs_core::{
 use aiobs_exporter_cloud::CloudExporter;
 use aiobs_exporter_default::{DatabaseUrl, DefaultExporter, Storage};
 use aiobs_exporter_langfuse::LangfuseExporter;
+use aiobs_exporter_sentry::SentryExporter;
 
 use crate::{Error, render};
 
@@ -35,6 +36,10 @@ pub(crate) async fn run(
     if std::env::var_os("AIOBS_CLOUD_ENDPOINT").is_some() {
         builder = builder.exporter(CloudExporter::from_env()?);
         destinations.push("cloud".into());
+    }
+    if std::env::var_os("SENTRY_DSN").is_some() {
+        builder = builder.exporter(SentryExporter::from_env()?);
+        destinations.push("sentry".into());
     }
     let obs = builder.build()?;
 
