@@ -35,10 +35,15 @@ pub(crate) fn chromium() -> Option<PathBuf> {
             path.display()
         );
     }
-    eprintln!(
-        "SKIPPED: no Chromium at {} (apt-get install chromium, or set AIOBS_CHROMIUM)",
+    // Written past the test harness's capture, so the skip is seen.
+    use std::io::Write as _;
+    writeln!(
+        std::io::stderr(),
+        "SKIPPED: no Chromium at {}, so the browser tests did not run \
+         (apt-get install chromium, or set AIOBS_CHROMIUM)",
         path.display()
-    );
+    )
+    .ok();
     None
 }
 
