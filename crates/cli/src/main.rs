@@ -5,6 +5,7 @@
 //! aiobs traces list [filters]        newest traces first
 //! aiobs traces show <trace-id>       one trace as a tree (--json for machines)
 //! aiobs traces prune --older-than 30d
+//! aiobs serve [--addr 127.0.0.1:7878]   a local web viewer over the store
 //! ```
 //!
 //! The store is `--db <path or URL>`, else `AIOBS_DATABASE_URL`, else `./aiobs.db`
@@ -12,6 +13,7 @@
 
 mod demo;
 mod render;
+mod serve;
 mod time_arg;
 
 use std::process::ExitCode;
@@ -48,6 +50,9 @@ enum Command {
     /// Read traces.
     #[command(subcommand)]
     Traces(Box<TracesCommand>),
+    /// Serve a local web viewer over the store (read-only): trace list,
+    /// waterfall, span details, sessions. Prints the URL to open.
+    Serve(serve::ServeArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -180,11 +185,17 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 
 async fn run(cli: Cli) -> Result<ExitCode, Error> {
     let url = database_url(cli.db.as_deref())?;
+    let command = match cli.command {
+        // The viewer opens the store itself, read-only.
+        Command::Serve(args) => return serve::run(args, &url).await,
+        other => other,
+    };
     let store: Arc<dyn Storage> = url.open()?;
     store.init().await?;
-    match cli.command {
+    match command {
         Command::Traces(t) => traces(*t, &*store, &url).await,
         Command::Demo { json } => demo::run(store, &url, json).await,
+        Command::Serve(_) => Ok(ExitCode::SUCCESS), // returned above
     }
 }
 

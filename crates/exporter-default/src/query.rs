@@ -63,8 +63,9 @@ impl FromStr for TraceStatus {
 /// Which traces [`Storage::list_traces`](crate::Storage::list_traces) returns.
 /// Every set field must match; an empty filter lists every trace.
 ///
-/// A trace is listed through its root span (the span with no exported parent
-/// in the process that recorded it); fields marked *any span* match when at
+/// A trace is listed once, through its first root span (a span with no
+/// exported parent in the process that recorded it: a trace continued in
+/// other processes has several); fields marked *any span* match when at
 /// least one span of the trace matches.
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
@@ -91,6 +92,8 @@ pub struct TraceFilter {
     pub status: Option<TraceStatus>,
     /// *Any span* whose name contains this text (case-insensitive for ASCII).
     pub name_contains: Option<String>,
+    /// This trace only.
+    pub trace_id: Option<TraceId>,
 }
 
 impl TraceFilter {
@@ -162,6 +165,12 @@ impl TraceFilter {
     #[must_use]
     pub fn name_contains(mut self, text: impl Into<String>) -> Self {
         self.name_contains = Some(text.into());
+        self
+    }
+    /// This trace only (its root, or roots).
+    #[must_use]
+    pub fn trace_id(mut self, id: TraceId) -> Self {
+        self.trace_id = Some(id);
         self
     }
 }
@@ -240,11 +249,11 @@ impl PageRequest {
     }
 }
 
-/// Token totals of a trace: the usage of the spans that carry billable usage
-/// by core's one rule ([`aiobs_core::ExportedSpan::billable_usage`]: a model
-/// span with no model ancestor), so the per-step usage inside a generation
-/// is not counted twice.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+/// Token and cost totals of a trace: the usage of the spans that carry
+/// billable usage by core's one rule ([`aiobs_core::ExportedSpan::billable_usage`]:
+/// a model span with no model ancestor), so the per-step usage inside a
+/// generation is not counted twice.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct UsageTotals {
     /// Input (prompt) tokens, cached ones included.
@@ -253,6 +262,9 @@ pub struct UsageTotals {
     pub output_tokens: u64,
     /// Input tokens read from a prompt cache.
     pub cached_input_tokens: u64,
+    /// Cost in USD: the sum of the counted spans' [`Cost`](aiobs_core::Cost)
+    /// (`total`, else `input + output`); `None` when none of them reported one.
+    pub cost_usd: Option<f64>,
 }
 
 impl UsageTotals {
@@ -406,6 +418,14 @@ impl TraceRecord {
             t.input_tokens += u.input_tokens;
             t.output_tokens += u.output_tokens;
             t.cached_input_tokens += u.cache_read_tokens();
+            let cost = u.cost.as_ref().and_then(|c| match (c.input, c.output) {
+                _ if c.total.is_some() => c.total,
+                (Some(i), Some(o)) => Some(i + o),
+                _ => None,
+            });
+            if let Some(c) = cost {
+                t.cost_usd = Some(t.cost_usd.unwrap_or(0.0) + c);
+            }
         }
         t
     }
@@ -432,6 +452,17 @@ pub struct RetentionReport {
     pub scores: u64,
     /// Feedback records removed.
     pub feedback: u64,
+}
+
+/// SQL (both backends, `is_root` given as the backend's true test of column
+/// `o.is_root`) true when root row `r` is the first root of its trace. A
+/// trace continued in another process has one root per process (their
+/// parents are external); it is listed once, through its first root.
+pub(crate) fn first_root_sql(o_is_root: &str) -> String {
+    format!(
+        "NOT EXISTS (SELECT 1 FROM aiobs_spans o WHERE o.trace_id = r.trace_id AND {o_is_root} \
+         AND (o.start_time, o.span_id) < (r.start_time, r.span_id))"
+    )
 }
 
 /// SQL (both backends) true when trace `r` has a span with status error.
@@ -469,6 +500,18 @@ pub(crate) fn model_types_sql() -> String {
         .map(|t| format!("'{}'", t.as_str()))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// SQL (both backends) for one span's cost in USD, `total` else `input +
+/// output`, given how the backend reads the number at
+/// `attributes.usage.cost.<field>` of a span's JSON.
+pub(crate) fn cost_sql(path: impl Fn(&str) -> String) -> String {
+    format!(
+        "COALESCE({}, {} + {})",
+        path("total"),
+        path("input"),
+        path("output")
+    )
 }
 
 /// Escapes `%`, `_` and `\` for a `LIKE ... ESCAPE '\'` pattern and wraps it in `%`.

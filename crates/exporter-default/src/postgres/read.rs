@@ -11,7 +11,7 @@ use super::classify;
 use crate::error::StorageError;
 use crate::query::{
     HAS_ERROR, PageRequest, RetentionReport, TraceFilter, TracePage, TraceRecord, TraceStatus,
-    TraceSummary, UsageTotals, like_pattern, model_types_sql,
+    TraceSummary, UsageTotals, cost_sql, first_root_sql, like_pattern, model_types_sql,
 };
 use crate::row::{
     from_micros, parse_json, span_from_i64, span_to_i64, trace_from_bytes, without_nul,
@@ -115,10 +115,11 @@ fn page_query(filter: &TraceFilter, page: &PageRequest) -> Result<PageQuery, Sto
         sql: String::from(
             "SELECT r.trace_id, r.span_id, r.name, r.span_type, r.start_time, r.end_time, r.user_id, \
              r.session_id, r.tags::text, r.entity_type, r.entity_id, r.entity_name \
-             FROM aiobs_spans r WHERE r.is_root",
+             FROM aiobs_spans r WHERE r.is_root AND ",
         ),
         args: Vec::new(),
     };
+    q.sql.push_str(&first_root_sql("o.is_root"));
     if let Some(t) = filter.started_after {
         q.and_value("r.start_time >= ?", Box::new(t));
     }
@@ -127,6 +128,9 @@ fn page_query(filter: &TraceFilter, page: &PageRequest) -> Result<PageQuery, Sto
     }
     if let Some(n) = &filter.root_name {
         q.and_value("r.name = ?", text(n));
+    }
+    if let Some(t) = filter.trace_id {
+        q.and_value("r.trace_id = ?", Box::new(t.to_bytes().to_vec()));
     }
     if let Some(u) = &filter.user_id {
         q.and_value("r.user_id = ?", text(u));
@@ -193,11 +197,14 @@ async fn aggregates<C: GenericClient>(
     }
     let models = model_types_sql();
     let top = format!("(p.span_type IS NULL OR p.span_type NOT IN ({models}))");
+    // Only spans with usage (a non-null token count) have their JSON read.
+    let cost = cost_sql(|f| format!("(s.data::jsonb #>> '{{attributes,usage,cost,{f}}}')::float8"));
     let sql = format!(
         "SELECT s.trace_id, COUNT(*), COUNT(*) FILTER (WHERE s.status = 'error'), \
          COALESCE(SUM(s.input_tokens) FILTER (WHERE {top}), 0)::int8, \
          COALESCE(SUM(s.output_tokens) FILTER (WHERE {top}), 0)::int8, \
-         COALESCE(SUM(s.cached_tokens) FILTER (WHERE {top}), 0)::int8 \
+         COALESCE(SUM(s.cached_tokens) FILTER (WHERE {top}), 0)::int8, \
+         SUM(CASE WHEN {top} AND s.input_tokens IS NOT NULL THEN {cost} END) \
          FROM aiobs_spans s LEFT JOIN aiobs_spans p ON p.trace_id = s.trace_id AND p.span_id = s.parent_span_id \
          WHERE s.trace_id = ANY($1::bytea[]) GROUP BY s.trace_id"
     );
@@ -215,6 +222,7 @@ async fn aggregates<C: GenericClient>(
                         input_tokens: n(r.get(3)),
                         output_tokens: n(r.get(4)),
                         cached_input_tokens: n(r.get(5)),
+                        cost_usd: r.get(6),
                     },
                 },
             )

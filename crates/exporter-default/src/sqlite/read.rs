@@ -10,7 +10,7 @@ use super::classify;
 use crate::error::StorageError;
 use crate::query::{
     HAS_ERROR, PageRequest, RetentionReport, TraceFilter, TracePage, TraceRecord, TraceStatus,
-    TraceSummary, UsageTotals, like_pattern, model_types_sql,
+    TraceSummary, UsageTotals, cost_sql, first_root_sql, like_pattern, model_types_sql,
 };
 use crate::row::{from_micros, micros, parse_json, span_from_i64, trace_from_bytes};
 
@@ -75,8 +75,9 @@ fn page_sql(filter: &TraceFilter, page: &PageRequest) -> (String, Vec<Value>) {
     let mut sql = String::from(
         "SELECT r.trace_id, r.span_id, r.name, r.span_type, r.start_time, r.end_time, r.user_id, \
          r.session_id, r.tags, r.entity_type, r.entity_id, r.entity_name \
-         FROM aiobs_spans r WHERE r.is_root = 1",
+         FROM aiobs_spans r WHERE r.is_root = 1 AND ",
     );
+    sql.push_str(&first_root_sql("o.is_root = 1"));
     let mut args = Vec::new();
     let mut and = |cond: &str, v: Option<Value>| {
         sql.push_str(" AND ");
@@ -91,6 +92,9 @@ fn page_sql(filter: &TraceFilter, page: &PageRequest) -> (String, Vec<Value>) {
     }
     if let Some(n) = &filter.root_name {
         and("r.name = ?", Some(Value::Text(n.clone())));
+    }
+    if let Some(t) = filter.trace_id {
+        and("r.trace_id = ?", Some(Value::Blob(t.to_bytes().to_vec())));
     }
     if let Some(u) = &filter.user_id {
         and("r.user_id = ?", Some(Value::Text(u.clone())));
@@ -156,10 +160,13 @@ fn aggregates(
     let marks = vec!["?"; traces.len()].join(", ");
     let models = model_types_sql();
     let top = format!("(p.span_type IS NULL OR p.span_type NOT IN ({models}))");
+    // Only spans with usage (a non-null token count) have their JSON read.
+    let cost = cost_sql(|f| format!("json_extract(s.data, '$.attributes.usage.cost.{f}')"));
     let sql = format!(
         "SELECT s.trace_id, COUNT(*), SUM(s.status = 'error'), \
          SUM(CASE WHEN {top} THEN s.input_tokens END), SUM(CASE WHEN {top} THEN s.output_tokens END), \
-         SUM(CASE WHEN {top} THEN s.cached_tokens END) \
+         SUM(CASE WHEN {top} THEN s.cached_tokens END), \
+         SUM(CASE WHEN {top} AND s.input_tokens IS NOT NULL THEN {cost} END) \
          FROM aiobs_spans s LEFT JOIN aiobs_spans p ON p.trace_id = s.trace_id AND p.span_id = s.parent_span_id \
          WHERE s.trace_id IN ({marks}) GROUP BY s.trace_id"
     );
@@ -180,6 +187,7 @@ fn aggregates(
                     input_tokens: n(row.get(3).map_err(classify)?),
                     output_tokens: n(row.get(4).map_err(classify)?),
                     cached_input_tokens: n(row.get(5).map_err(classify)?),
+                    cost_usd: row.get(6).map_err(classify)?,
                 },
             },
         );

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use aiobs_core::{
-    EntityInfo, ExportedSpan, FeedbackRecord, LogLevel, LogRecord, MetricKind, MetricRecord,
+    Cost, EntityInfo, ExportedSpan, FeedbackRecord, LogLevel, LogRecord, MetricKind, MetricRecord,
     ModelAttributes, ScoreRecord, SpanError, SpanEventKind, SpanId, SpanStatus, SpanType,
     ToolAttributes, TraceId, Usage,
 };
@@ -102,7 +102,8 @@ pub(crate) fn rich_trace(start: i64, user: &str, session: &str, tags: &[&str]) -
         .with_usage(
             Usage::new(1200, 80)
                 .with_cache_read(1024)
-                .with_reasoning(16),
+                .with_reasoning(16)
+                .with_cost(Cost::new(0.0015, 0.0005)),
         )
         .into();
     generation.ancestry = vec![aiobs_core::Ancestor::new(
@@ -122,7 +123,7 @@ pub(crate) fn rich_trace(start: i64, user: &str, session: &str, tags: &[&str]) -
     ));
     step.start_time += Duration::milliseconds(20);
     step.attributes = ModelAttributes::new("gpt-4o-mini", "openai")
-        .with_usage(Usage::new(700, 40))
+        .with_usage(Usage::new(700, 40).with_cost(Cost::new(1.0, 1.0)))
         .into();
     // As the span API builds it: the chain of ancestors, with their types.
     step.ancestry = vec![

@@ -79,6 +79,7 @@ macro_rules! storage_suite {
             listing_is_newest_first_and_cursor_pages_cover_everything_once,
             every_filter_narrows_the_listing,
             summaries_count_spans_errors_and_top_level_tokens,
+            a_continued_trace_is_listed_once_with_all_its_spans,
             unknown_trace_is_none,
             retention_removes_whole_old_traces_only,
             hostile_strings_round_trip,

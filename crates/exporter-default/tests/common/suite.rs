@@ -287,6 +287,7 @@ pub(crate) async fn every_filter_narrows_the_listing(store: &TestStore) {
 
     let cases: Vec<(&str, TraceFilter, HashSet<TraceId>)> = vec![
         ("none", TraceFilter::new(), ids(&[ta, tb, tc])),
+        ("trace id", TraceFilter::new().trace_id(*tb), ids(&[tb])),
         (
             "after",
             TraceFilter::new().started_after(at(2000)),
@@ -429,6 +430,7 @@ pub(crate) async fn summaries_count_spans_errors_and_top_level_tokens(store: &Te
     want.input_tokens = 1200;
     want.output_tokens = 80;
     want.cached_input_tokens = 1024;
+    want.cost_usd = Some(0.0015 + 0.0005);
     assert_eq!(sum.usage, want);
     let record = s.get_trace(t.trace_id).await.unwrap().unwrap();
     assert_eq!(
@@ -436,6 +438,62 @@ pub(crate) async fn summaries_count_spans_errors_and_top_level_tokens(store: &Te
         want,
         "list and show agree on token totals"
     );
+
+    // No reported cost is an unknown cost, not a zero one.
+    let plain = span(trace_id(), None, "plain", SpanType::AgentRun, 5000, 10);
+    put(s, ended(std::slice::from_ref(&plain))).await;
+    let page = s
+        .list_traces(
+            &TraceFilter::new().trace_id(plain.trace_id),
+            &PageRequest::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.traces.len(), 1);
+    assert_eq!(page.traces[0].usage.cost_usd, None);
+}
+
+/// A trace continued in another process has a second root (a span whose
+/// parent is external): the trace is still one line of the listing, through
+/// its first root, counting every span of both processes.
+pub(crate) async fn a_continued_trace_is_listed_once_with_all_its_spans(store: &TestStore) {
+    let s = &*store.storage;
+    let t = rich_trace(6000, "dana", "sess-c", &["prod"]);
+    let tool = t.spans[3].span_id;
+    let mut continued = span(
+        t.trace_id,
+        None,
+        "durable step",
+        SpanType::WorkflowStep,
+        6000,
+        20,
+    );
+    continued.start_time += chrono::Duration::milliseconds(200);
+    continued.external_parent_span_id = Some(tool);
+    let mut inner = span(
+        t.trace_id,
+        Some(continued.span_id),
+        "inner",
+        SpanType::Generic,
+        6000,
+        5,
+    );
+    inner.start_time += chrono::Duration::milliseconds(201);
+    inner.status = SpanStatus::Error;
+    put(s, t.batch()).await;
+    put(s, ended(&[continued, inner])).await;
+    for limit in [1, 50] {
+        let lines = all_pages(s, &TraceFilter::new(), limit).await;
+        assert_eq!(lines.len(), 1, "one line per trace (pages of {limit})");
+        let line = &lines[0];
+        assert_eq!(
+            line.root_span_id,
+            t.root().span_id,
+            "through its first root"
+        );
+        assert_eq!((line.span_count, line.error_count), (7, 2));
+        assert_eq!(line.status, TraceStatus::Error);
+    }
 }
 
 pub(crate) async fn unknown_trace_is_none(store: &TestStore) {
