@@ -228,12 +228,12 @@ impl Exporter for OtelProviderExporter {
         let tracer = self.tracer.clone();
         // A SimpleSpanProcessor exports inside `end()`, blocking: off the
         // pipeline thread. Stops at the first span given ids of its own.
-        let all_ours = tokio::task::spawn_blocking(move || {
-            data.into_iter()
-                .all(|d| record(&tracer, d))
-        })
-        .await
-        .map_err(|_| ExportError::permanent("recording into the tracer provider panicked"))?;
+        let all_ours =
+            tokio::task::spawn_blocking(move || data.into_iter().all(|d| record(&tracer, d)))
+                .await
+                .map_err(|_| {
+                    ExportError::permanent("recording into the tracer provider panicked")
+                })?;
         if all_ours {
             Ok(ExportOutcome::all_delivered())
         } else {
