@@ -353,10 +353,14 @@ impl FlushReport {
                 .map(|e| unintended(&e.failed) + unintended(&e.dropped))
                 .sum::<u64>()
     }
-    /// True when the flush completed, nothing is pending, and nothing was lost
-    /// since the previous report.
+    /// True when the flush completed, nothing is pending, nothing was lost
+    /// since the previous report, and every exporter's own flush (a vendor
+    /// SDK's queue, an OpenTelemetry provider's `force_flush`) succeeded.
     pub fn is_success(&self) -> bool {
-        self.completed && self.pending() == 0 && self.lost() == 0
+        self.completed
+            && self.pending() == 0
+            && self.lost() == 0
+            && self.exporters.iter().all(|e| e.flush_error.is_none())
     }
 }
 
