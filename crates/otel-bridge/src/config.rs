@@ -192,7 +192,7 @@ pub struct OtelExporterBuilder {
     compression: Option<OtlpCompression>,
     timeout: Option<Duration>,
     pub(crate) service_name: Option<String>,
-    pub(crate) resource: Vec<(String, String)>,
+    resource: Vec<(String, String)>,
     env_resource: Vec<(String, String)>,
     capture_content: Option<bool>,
     stability: Option<Stability>,
@@ -529,6 +529,7 @@ impl OtelExporterBuilder {
         merge(&mut resource, self.resource.clone());
         let timeout = self.timeout.unwrap_or(DEFAULT_TIMEOUT);
         Ok(Resolved {
+            resource,
             traces_url,
             metrics_url,
             headers,
@@ -548,6 +549,8 @@ impl OtelExporterBuilder {
 /// The configuration after precedence and validation.
 #[derive(Debug, Clone)]
 pub(crate) struct Resolved {
+    /// Resource attributes: the environment's, then code's (winning per key).
+    pub(crate) resource: Vec<(String, String)>,
     pub(crate) traces_url: String,
     pub(crate) metrics_url: String,
     pub(crate) headers: Vec<(String, String)>,
@@ -563,12 +566,6 @@ pub(crate) struct Resolved {
 impl Resolved {
     pub(crate) fn otlp_protocol(&self) -> opentelemetry_otlp::Protocol {
         self.protocol.to_otlp()
-    }
-    pub(crate) fn otlp_compression(&self) -> Option<opentelemetry_otlp::Compression> {
-        match self.compression {
-            OtlpCompression::None => None,
-            OtlpCompression::Gzip => Some(opentelemetry_otlp::Compression::Gzip),
-        }
     }
 }
 

@@ -125,19 +125,16 @@ impl OtelExporterBuilder {
     pub fn build(self) -> Result<OtelExporter, OtelBuildError> {
         let cfg = self.resolve()?;
         let transport = otlp_transport(&cfg)?;
+        // Compression is the transport's (see `OtlpTransport`).
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
             .with_http_client(transport.clone())
             .with_endpoint(cfg.traces_url.clone())
             .with_protocol(cfg.otlp_protocol())
             .with_timeout(cfg.timeout)
-            .with_retry_policy(opentelemetry_otlp::RetryPolicy::disabled());
-        let exporter = match cfg.otlp_compression() {
-            Some(c) => exporter.with_compression(c),
-            None => exporter,
-        }
-        .build()
-        .map_err(|e| OtelBuildError::Exporter(e.to_string()))?;
+            .with_retry_policy(opentelemetry_otlp::RetryPolicy::disabled())
+            .build()
+            .map_err(|e| OtelBuildError::Exporter(e.to_string()))?;
         let metrics = if self.genai_metrics {
             Some(Arc::new(GenAiMetrics::new(&cfg, transport)?))
         } else {
@@ -185,7 +182,7 @@ impl OtelExporterBuilder {
                     .stability(cfg.stability),
             ),
             service_name: self.service_name,
-            resource_attributes: self.resource,
+            resource_attributes: cfg.resource.clone(),
             answers,
             traces_url,
             metrics,
@@ -203,7 +200,11 @@ fn otlp_transport(cfg: &Resolved) -> Result<OtlpTransport, OtelBuildError> {
         .env_proxy(cfg.env_proxy)
         .build()
         .map_err(|e| OtelBuildError::Exporter(e.to_string()))?;
-    OtlpTransport::new(HttpTransport::new(client), &cfg.headers)
+    OtlpTransport::new(
+        HttpTransport::new(client),
+        &cfg.headers,
+        cfg.compression == crate::config::OtlpCompression::Gzip,
+    )
 }
 
 impl<E> OtelExporter<E> {

@@ -76,20 +76,17 @@ pub(crate) struct GenAiMetrics {
 
 impl GenAiMetrics {
     pub(crate) fn new(cfg: &Resolved, transport: OtlpTransport) -> Result<Self, OtelBuildError> {
-        let builder = opentelemetry_otlp::MetricExporter::builder()
+        // Compression is the transport's (see `OtlpTransport`).
+        let exporter = opentelemetry_otlp::MetricExporter::builder()
             .with_http()
             .with_http_client(transport)
             .with_endpoint(cfg.metrics_url.clone())
             .with_protocol(cfg.otlp_protocol())
             .with_timeout(cfg.timeout)
             .with_retry_policy(opentelemetry_otlp::RetryPolicy::disabled())
-            .with_temporality(Temporality::Cumulative);
-        let exporter = match cfg.otlp_compression() {
-            Some(c) => builder.with_compression(c),
-            None => builder,
-        }
-        .build()
-        .map_err(|e| OtelBuildError::Exporter(e.to_string()))?;
+            .with_temporality(Temporality::Cumulative)
+            .build()
+            .map_err(|e| OtelBuildError::Exporter(e.to_string()))?;
         Ok(Self {
             exporter,
             reader: Arc::new(

@@ -10,6 +10,7 @@
 //! the exporter reads it once the OTLP exporter returns.
 
 use std::cell::RefCell;
+use std::io::Read;
 
 use aiobs_http::{HttpReply, HttpTransport, SendError};
 use async_trait::async_trait;
@@ -42,21 +43,26 @@ pub(crate) async fn with_answers<F: Future>(
 
 /// The `opentelemetry_http::HttpClient` the OTLP exporters use.
 ///
-/// Headers: the request keeps only what `opentelemetry-otlp` says about the
-/// body (`content-type`, `content-encoding`); every other header is ours — the
-/// resolved configuration (code over environment), which `opentelemetry-otlp`
-/// would otherwise let the environment override — and the user agent names
-/// both libraries.
+/// `opentelemetry-otlp` reads `OTEL_EXPORTER_OTLP_HEADERS` and
+/// `OTEL_EXPORTER_OTLP_COMPRESSION` by itself, whatever its builder was told,
+/// so the transport enforces the resolved configuration (code over
+/// environment, and the environment only when asked for):
+/// - headers: the request keeps only `content-type`; every other header is
+///   the configured set, and the user agent names both libraries;
+/// - compression: the body goes out gzip-compressed exactly when configured
+///   (a body `opentelemetry-otlp` compressed on its own is decompressed).
 #[derive(Debug, Clone)]
 pub(crate) struct OtlpTransport {
     http: HttpTransport,
     headers: HeaderMap,
+    gzip: bool,
 }
 
 impl OtlpTransport {
     pub(crate) fn new(
         http: HttpTransport,
         headers: &[(String, String)],
+        gzip: bool,
     ) -> Result<Self, OtelBuildError> {
         let mut map = HeaderMap::new();
         for (name, value) in headers {
@@ -77,7 +83,26 @@ impl OtlpTransport {
             ))
             .map_err(|e| OtelBuildError::Exporter(e.to_string()))?,
         );
-        Ok(Self { http, headers: map })
+        Ok(Self {
+            http,
+            headers: map,
+            gzip,
+        })
+    }
+
+    /// The body as configured: gzip-compressed or not, whatever it came as.
+    fn body(&self, body: Bytes, came_gzipped: bool) -> Result<Bytes, HttpError> {
+        match (came_gzipped, self.gzip) {
+            (false, true) => Ok(aiobs_http::gzip(&body, 6)),
+            (true, false) => {
+                let mut plain = Vec::with_capacity(body.len() * 4);
+                flate2::read::GzDecoder::new(&body[..])
+                    .read_to_end(&mut plain)
+                    .map_err(|e| format!("decompressing opentelemetry-otlp's body: {e}"))?;
+                Ok(Bytes::from(plain))
+            }
+            _ => Ok(body),
+        }
     }
 }
 
@@ -90,10 +115,16 @@ impl opentelemetry_http::HttpClient for OtlpTransport {
         let (parts, body) = request.into_parts();
         let url = parts.uri.to_string();
         let mut headers = self.headers.clone();
-        for name in [CONTENT_TYPE, CONTENT_ENCODING] {
-            if let Some(v) = parts.headers.get(&name) {
-                headers.insert(name, v.clone());
-            }
+        if let Some(v) = parts.headers.get(CONTENT_TYPE) {
+            headers.insert(CONTENT_TYPE, v.clone());
+        }
+        let came_gzipped = parts
+            .headers
+            .get(CONTENT_ENCODING)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
+        let body = self.body(body, came_gzipped)?;
+        if self.gzip {
+            headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         }
         let builder = self
             .http
