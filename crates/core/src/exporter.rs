@@ -216,8 +216,16 @@ pub struct ItemRejection {
 #[derive(Debug, Clone, Default, PartialEq)]
 #[must_use]
 pub struct ExportOutcome {
-    /// Items the destination refused; every other item counts delivered.
+    /// Items the destination refused; every other item counts delivered,
+    /// except the held ones.
     pub rejected: Vec<ItemRejection>,
+    /// Items the exporter took into its own custody instead of sending them
+    /// now (e.g. a child span kept until its root ends, to send them together).
+    /// They stay *pending* in stats and flush reports until the exporter
+    /// settles each one through the [`Custody`] of its [`ExporterContext`];
+    /// its `flush` must send and settle them. An index listed both here and
+    /// in `rejected` counts as rejected.
+    pub held: Vec<usize>,
 }
 
 impl ExportOutcome {
@@ -227,7 +235,69 @@ impl ExportOutcome {
     }
     /// Some items were refused.
     pub fn partial(rejected: Vec<ItemRejection>) -> Self {
-        Self { rejected }
+        Self {
+            rejected,
+            held: Vec::new(),
+        }
+    }
+    /// Marks these items as held by the exporter (see [`ExportOutcome::held`]).
+    pub fn with_held(mut self, held: Vec<usize>) -> Self {
+        self.held = held;
+        self
+    }
+}
+
+/// Settles events an exporter holds (see [`ExportOutcome::held`]): each held
+/// event is pending until it is counted here exactly once, as delivered or
+/// lost with a reason. Cheap to clone.
+///
+/// Events still held when `shutdown`'s deadline passes are counted dropped
+/// (`FlushTimeout`) by the pipeline, like any other pending event.
+#[derive(Clone)]
+pub struct Custody {
+    settle: Option<Settle>,
+}
+
+/// Where a [`Custody`] reports (the exporter's accounting in the worker).
+pub(crate) type Settle = Arc<dyn Fn(Settlement<'_>) + Send + Sync>;
+
+/// One settlement of held events, as [`Custody`] reports it to the pipeline.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Settlement<'a> {
+    Delivered(usize),
+    Lost(crate::stats::DropReason, usize, &'a str),
+}
+
+impl Custody {
+    pub(crate) fn new(settle: Settle) -> Self {
+        Self {
+            settle: Some(settle),
+        }
+    }
+    /// A custody that reports nowhere: what an exporter sees outside a pipeline.
+    pub fn detached() -> Self {
+        Self { settle: None }
+    }
+    /// `n` held events were acknowledged by the destination.
+    pub fn delivered(&self, n: usize) {
+        if let (Some(s), true) = (&self.settle, n > 0) {
+            s(Settlement::Delivered(n));
+        }
+    }
+    /// `n` held events were lost for `reason` (`PermanentError` when the
+    /// destination refused them, `RetriesExhausted` when it kept failing).
+    pub fn lost(&self, reason: crate::stats::DropReason, n: usize, detail: &str) {
+        if let (Some(s), true) = (&self.settle, n > 0) {
+            s(Settlement::Lost(reason, n, detail));
+        }
+    }
+}
+
+impl Debug for Custody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Custody")
+            .field("attached", &self.settle.is_some())
+            .finish()
     }
 }
 
@@ -237,6 +307,8 @@ impl ExportOutcome {
 pub struct ExporterContext {
     /// The service name configured on the builder.
     pub service_name: String,
+    /// Where this exporter settles the events it holds (see [`ExportOutcome::held`]).
+    pub custody: Custody,
 }
 
 /// A destination for events.

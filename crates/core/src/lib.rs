@@ -54,8 +54,8 @@ pub use event::{
     Signal, Signals, SpanEventKind,
 };
 pub use exporter::{
-    BatchPolicy, ErrorClass, ExportBatch, ExportError, ExportOutcome, Exporter, ExporterContext,
-    ItemRejection, RetryPolicy,
+    BatchPolicy, Custody, ErrorClass, ExportBatch, ExportError, ExportOutcome, Exporter,
+    ExporterContext, ItemRejection, RetryPolicy,
 };
 pub use id::{IdError, SpanId, TraceId, TraceParent};
 pub use memory::InMemoryExporter;
@@ -73,7 +73,7 @@ pub use span::{
 pub use stats::{
     DropReason, ExporterFlushReport, ExporterStats, FlushReport, PipelineStats, Stats,
 };
-pub use tracking::{TrackedEvent, Tracking, TrackingExporter, TrackingLimits};
+pub use tracking::{Release, TrackedEvent, Tracking, TrackingExporter, TrackingLimits};
 
 /// Re-exported so exporter crates implement the traits with the same macro version.
 pub use async_trait::async_trait;

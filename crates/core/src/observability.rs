@@ -592,6 +592,8 @@ impl ObservabilityBuilder {
             mode: self.mode,
             context: ExporterContext {
                 service_name: self.service_name,
+                // Each worker attaches its own.
+                custody: crate::exporter::Custody::detached(),
             },
         })?;
         let wants = pipeline

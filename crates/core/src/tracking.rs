@@ -7,19 +7,30 @@
 //! age. Because an `Ended` event carries the complete span, a vendor mapping
 //! never has to wait for a start that may never come (durable replay, another
 //! process): it uses the annotations to choose between "create" and "update".
+//!
+//! With [`TrackingLimits::gather`] on, the adapter also *gathers*: a child
+//! span that ends while its root is open is held (pending in stats, through
+//! the pipeline's [`Custody`]) and handed to the vendor together with its root
+//! when the root ends, so a vendor that sends a trace as one document (a
+//! Sentry transaction) gets all of it at once. Held spans are bounded in roots,
+//! spans per root and bytes; past a bound, on `flush`, and after `max_idle`
+//! they are handed over without their root ([`Release`]), so nothing waits for
+//! a root that may never end here (durable replay, a root still running).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt::Debug;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
 use crate::event::{ObservabilityEvent, Signals, SpanEventKind};
 use crate::exporter::{
-    BatchPolicy, ExportBatch, ExportError, ExportOutcome, Exporter, ExporterContext, RetryPolicy,
+    BatchPolicy, Custody, ErrorClass, ExportBatch, ExportError, ExportOutcome, Exporter,
+    ExporterContext, ItemRejection, RetryPolicy,
 };
 use crate::id::{SpanId, TraceId};
+use crate::stats::DropReason;
 
 /// An event and what the adapter knows of its place in the trace.
 #[derive(Debug, Clone)]
@@ -37,6 +48,24 @@ pub struct TrackedEvent {
     pub parent_seen: bool,
     /// The trace's root had already ended: a late child.
     pub after_root_end: bool,
+    /// Set when the event was held by the adapter (gathering) and is handed
+    /// over now, and why.
+    pub release: Option<Release>,
+}
+
+/// Why a held span is handed to the vendor now (see [`TrackingLimits::gather`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Release {
+    /// Its root ended: it goes with the root, in the same call.
+    WithRoot,
+    /// A flush or shutdown came while its root had not ended in this process
+    /// (still running, or ended in another process after a durable replay).
+    Flush,
+    /// A bound on held spans (roots, spans per root, bytes) was reached.
+    OverLimit,
+    /// It was held longer than [`TrackingLimits::max_idle`].
+    Expired,
 }
 
 /// Bounds on the per-trace state the adapter keeps.
@@ -47,8 +76,16 @@ pub struct TrackingLimits {
     pub max_traces: usize,
     /// How long a trace is kept after its root ended, for late children.
     pub grace: Duration,
-    /// How long a trace with no activity is kept.
+    /// How long a trace with no activity is kept, and the longest a gathered
+    /// span is held waiting for its root.
     pub max_idle: Duration,
+    /// Hold child spans until their root ends and hand them over together
+    /// (off by default). Held spans stay *pending* until the vendor settles them.
+    pub gather: bool,
+    /// Most spans held for one root; reaching it hands that root's spans over.
+    pub max_held_spans_per_root: usize,
+    /// Most estimated bytes held in all; past it the oldest roots' spans are handed over.
+    pub max_held_bytes: usize,
 }
 
 impl Default for TrackingLimits {
@@ -57,7 +94,38 @@ impl Default for TrackingLimits {
             max_traces: 10_000,
             grace: Duration::from_secs(60),
             max_idle: Duration::from_secs(30 * 60),
+            gather: false,
+            max_held_spans_per_root: 1000,
+            max_held_bytes: 16 * 1024 * 1024,
         }
+    }
+}
+
+impl TrackingLimits {
+    /// Turns gathering on or off (see [`TrackingLimits::gather`]).
+    pub fn with_gather(mut self, on: bool) -> Self {
+        self.gather = on;
+        self
+    }
+    /// Sets `max_traces` (at least 1); it also bounds how many roots have held spans.
+    pub fn with_max_traces(mut self, n: usize) -> Self {
+        self.max_traces = n.max(1);
+        self
+    }
+    /// Sets `max_idle`.
+    pub fn with_max_idle(mut self, d: Duration) -> Self {
+        self.max_idle = d;
+        self
+    }
+    /// Sets `max_held_spans_per_root` (at least 1).
+    pub fn with_max_held_spans_per_root(mut self, n: usize) -> Self {
+        self.max_held_spans_per_root = n.max(1);
+        self
+    }
+    /// Sets `max_held_bytes`.
+    pub fn with_max_held_bytes(mut self, n: usize) -> Self {
+        self.max_held_bytes = n;
+        self
     }
 }
 
@@ -99,12 +167,44 @@ struct Table {
     traces: HashMap<TraceId, TraceState>,
 }
 
+/// Spans gathered for one root, in arrival order.
+#[derive(Debug)]
+struct HeldRoot {
+    events: Vec<Arc<ObservabilityEvent>>,
+    bytes: usize,
+    since: Instant,
+}
+
+/// Gathered spans by (trace, root span).
+#[derive(Debug, Default)]
+struct HeldSpans {
+    roots: HashMap<(TraceId, SpanId), HeldRoot>,
+    bytes: usize,
+}
+
+impl HeldSpans {
+    fn count(&self) -> usize {
+        self.roots.values().map(|r| r.events.len()).sum()
+    }
+}
+
+/// Where an item handed to the vendor came from.
+#[derive(Debug, Clone, Copy)]
+enum Origin {
+    /// Index in the worker's batch.
+    Batch(usize),
+    /// A span held earlier, for this root.
+    Held((TraceId, SpanId)),
+}
+
 /// Adapts a [`TrackingExporter`] into an [`Exporter`].
 #[derive(Debug)]
 pub struct Tracking<T> {
     inner: T,
     limits: TrackingLimits,
     table: Mutex<Table>,
+    held: Mutex<HeldSpans>,
+    custody: Mutex<Custody>,
 }
 
 impl<T: TrackingExporter> Tracking<T> {
@@ -118,21 +218,42 @@ impl<T: TrackingExporter> Tracking<T> {
             inner,
             limits,
             table: Mutex::new(Table::default()),
+            held: Mutex::new(HeldSpans::default()),
+            custody: Mutex::new(Custody::detached()),
         }
     }
     /// The wrapped exporter.
     pub fn inner(&self) -> &T {
         &self.inner
     }
+    /// The limits in force.
+    pub fn limits(&self) -> TrackingLimits {
+        self.limits
+    }
     /// How many traces are tracked now.
     pub fn tracked_traces(&self) -> usize {
-        self.table.lock().map(|t| t.traces.len()).unwrap_or(0)
+        self.table().traces.len()
+    }
+    /// How many spans are held now, waiting for their root (gathering).
+    pub fn held_spans(&self) -> usize {
+        self.held().count()
+    }
+
+    fn table(&self) -> std::sync::MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+    fn held(&self) -> std::sync::MutexGuard<'_, HeldSpans> {
+        self.held.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+    fn custody(&self) -> Custody {
+        self.custody
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     fn annotate(&self, batch: &ExportBatch) -> Vec<TrackedEvent> {
-        let Ok(table) = self.table.lock() else {
-            return batch.iter().map(|e| plain(e.clone())).collect();
-        };
+        let table = self.table();
         // Overlay: what earlier events in this batch add to the table.
         let mut new_traces: HashSet<TraceId> = HashSet::new();
         let mut started: HashSet<(TraceId, SpanId)> = HashSet::new();
@@ -153,6 +274,7 @@ impl<T: TrackingExporter> Tracking<T> {
                     parent_seen: true,
                     after_root_end: known.is_some_and(|k| k.root_ended_at.is_some())
                         || root_ended.contains(&tid),
+                    release: None,
                 };
                 if let ObservabilityEvent::Span { kind, span } = &**e {
                     let sid = span.span_id;
@@ -176,16 +298,14 @@ impl<T: TrackingExporter> Tracking<T> {
     }
 
     /// Records delivered events in the table and forgets finished or idle traces.
-    fn commit(&self, tracked: &[TrackedEvent], rejected: &HashSet<usize>) {
-        let Ok(mut table) = self.table.lock() else {
-            return;
-        };
+    fn commit(&self, batch: &ExportBatch, rejected: &HashSet<usize>) {
+        let mut table = self.table();
         let now = Instant::now();
-        for (i, t) in tracked.iter().enumerate() {
+        for (i, event) in batch.iter().enumerate() {
             if rejected.contains(&i) {
                 continue;
             }
-            let Some(tid) = t.event.trace_id() else {
+            let Some(tid) = event.trace_id() else {
                 continue;
             };
             let st = table.traces.entry(tid).or_insert_with(|| TraceState {
@@ -195,7 +315,7 @@ impl<T: TrackingExporter> Tracking<T> {
                 last_seen: now,
             });
             st.last_seen = now;
-            if let ObservabilityEvent::Span { kind, span } = &*t.event {
+            if let ObservabilityEvent::Span { kind, span } = &**event {
                 st.seen.insert(span.span_id);
                 match kind {
                     SpanEventKind::Started => {
@@ -241,6 +361,331 @@ fn plain(event: Arc<ObservabilityEvent>) -> TrackedEvent {
         start_seen: false,
         parent_seen: true,
         after_root_end: false,
+        release: None,
+    }
+}
+
+/// The root a span belongs to: the first of its ancestry, else its parent.
+fn root_of(span: &crate::span::ExportedSpan) -> Option<SpanId> {
+    span.ancestry
+        .first()
+        .map(|a| a.span_id)
+        .or(span.parent_span_id)
+}
+
+/// A held span handed over without its root, or with it.
+fn released(event: Arc<ObservabilityEvent>, why: Release) -> TrackedEvent {
+    TrackedEvent {
+        release: Some(why),
+        ..plain(event)
+    }
+}
+
+/// What one `export` call hands the vendor, and what it keeps back.
+struct Plan {
+    items: Vec<TrackedEvent>,
+    origins: Vec<Origin>,
+    /// Batch indices held now, with their root.
+    hold: Vec<(usize, (TraceId, SpanId))>,
+}
+
+type RootKey = (TraceId, SpanId);
+
+impl<T: TrackingExporter> Tracking<T> {
+    /// Splits an annotated batch into what goes to the vendor now (with
+    /// spans held earlier whose root ends now, or that must go now) and what
+    /// is held. Changes nothing: the plan is committed once the vendor answered.
+    fn plan(&self, tracked: Vec<TrackedEvent>) -> Plan {
+        let mut plan = Plan {
+            items: Vec::with_capacity(tracked.len()),
+            origins: Vec::with_capacity(tracked.len()),
+            hold: Vec::new(),
+        };
+        if !self.limits.gather {
+            plan.origins = (0..tracked.len()).map(Origin::Batch).collect();
+            plan.items = tracked;
+            return plan;
+        }
+        let ended_roots: HashSet<RootKey> = tracked
+            .iter()
+            .filter_map(|t| match &*t.event {
+                ObservabilityEvent::Span {
+                    kind: SpanEventKind::Ended,
+                    span,
+                } if span.is_root => Some((span.trace_id, span.span_id)),
+                _ => None,
+            })
+            .collect();
+        // Children of roots that have not ended (here, so far) are candidates to hold.
+        let mut candidates: Vec<(usize, RootKey, TrackedEvent)> = Vec::new();
+        for (i, t) in tracked.into_iter().enumerate() {
+            let key = match &*t.event {
+                ObservabilityEvent::Span {
+                    kind: SpanEventKind::Ended,
+                    span,
+                } if !span.is_root && !t.after_root_end => {
+                    root_of(span).map(|r| (span.trace_id, r))
+                }
+                _ => None,
+            };
+            match key {
+                Some(key) if !ended_roots.contains(&key) => candidates.push((i, key, t)),
+                _ => {
+                    plan.items.push(t);
+                    plan.origins.push(Origin::Batch(i));
+                }
+            }
+        }
+        let held = self.held();
+        let release = self.releases(&held, &ended_roots, &candidates);
+        for (key, why) in &release {
+            if let Some(r) = held.roots.get(key) {
+                for e in &r.events {
+                    plan.items.push(released(e.clone(), *why));
+                    plan.origins.push(Origin::Held(*key));
+                }
+            }
+        }
+        drop(held);
+        for (i, key, t) in candidates {
+            match release.get(&key) {
+                Some(why) => {
+                    plan.items.push(TrackedEvent {
+                        release: Some(*why),
+                        ..t
+                    });
+                    plan.origins.push(Origin::Batch(i));
+                }
+                None => plan.hold.push((i, key)),
+            }
+        }
+        plan
+    }
+
+    /// Which roots' held spans go now, and why: their root ended, or a bound
+    /// (spans per root, age, roots, bytes) is reached counting this batch's candidates.
+    fn releases(
+        &self,
+        held: &HeldSpans,
+        ended_roots: &HashSet<RootKey>,
+        candidates: &[(usize, RootKey, TrackedEvent)],
+    ) -> HashMap<RootKey, Release> {
+        let now = Instant::now();
+        let mut release: HashMap<RootKey, Release> = ended_roots
+            .iter()
+            .filter(|k| held.roots.contains_key(k))
+            .map(|k| (*k, Release::WithRoot))
+            .collect();
+        let mut added: HashMap<RootKey, (usize, usize)> = HashMap::new();
+        for (_, key, t) in candidates {
+            let a = added.entry(*key).or_default();
+            a.0 += 1;
+            a.1 += t.event.estimated_size();
+        }
+        for (key, (n, _)) in &added {
+            let before = held.roots.get(key).map_or(0, |r| r.events.len());
+            if before + n > self.limits.max_held_spans_per_root {
+                release.insert(*key, Release::OverLimit);
+            }
+        }
+        for (key, r) in &held.roots {
+            if now.duration_since(r.since) > self.limits.max_idle {
+                release.entry(*key).or_insert(Release::Expired);
+            }
+        }
+        // Oldest first: the roots and bytes that would be held after this batch.
+        let mut kept: Vec<(Instant, RootKey, usize)> = held
+            .roots
+            .iter()
+            .map(|(k, r)| (r.since, *k, r.bytes + added.get(k).map_or(0, |a| a.1)))
+            .chain(
+                added
+                    .iter()
+                    .filter(|(k, _)| !held.roots.contains_key(k))
+                    .map(|(k, (_, b))| (now, *k, *b)),
+            )
+            .filter(|(_, k, _)| !release.contains_key(k))
+            .collect();
+        kept.sort_by_key(|(since, _, _)| *since);
+        let mut bytes: usize = kept.iter().map(|(_, _, b)| b).sum();
+        let mut count = kept.len();
+        for (_, key, b) in kept {
+            if count <= self.limits.max_traces && bytes <= self.limits.max_held_bytes {
+                break;
+            }
+            release.insert(key, Release::OverLimit);
+            bytes = bytes.saturating_sub(b);
+            count -= 1;
+        }
+        release
+    }
+
+    /// Applies the vendor's answer: rejections of batch items go back to the
+    /// worker; held spans handed over are settled through the custody (a
+    /// retryable refusal keeps them held, for the next flush); this batch's
+    /// held spans are stored and reported held.
+    fn settle(&self, batch: &ExportBatch, plan: Plan, outcome: ExportOutcome) -> ExportOutcome {
+        let mut rejected: Vec<ItemRejection> = Vec::new();
+        let mut refused: HashMap<usize, &ItemRejection> = HashMap::new();
+        for r in &outcome.rejected {
+            if r.index < plan.items.len() {
+                refused.entry(r.index).or_insert(r);
+            }
+        }
+        let inner_held: HashSet<usize> = outcome.held.iter().copied().collect();
+        let mut worker_held: Vec<usize> = Vec::new();
+        let mut done: Vec<(usize, RootKey)> = Vec::new(); // (plan index, root) to forget
+        let (mut delivered, mut lost, mut lost_msg) = (0, 0, String::new());
+        for (k, origin) in plan.origins.iter().enumerate() {
+            match (*origin, refused.get(&k)) {
+                (Origin::Batch(i), Some(r)) => rejected.push(ItemRejection {
+                    index: i,
+                    class: r.class,
+                    message: r.message.clone(),
+                }),
+                (Origin::Batch(i), None) if inner_held.contains(&k) => worker_held.push(i),
+                (Origin::Batch(_), None) => {}
+                (Origin::Held(_), Some(r)) if r.class.is_retryable() => {}
+                (Origin::Held(key), Some(r)) => {
+                    lost += 1;
+                    lost_msg.clone_from(&r.message);
+                    done.push((k, key));
+                }
+                (Origin::Held(key), None) => {
+                    // Handed over (or taken into the vendor's own custody).
+                    if !inner_held.contains(&k) {
+                        delivered += 1;
+                    }
+                    done.push((k, key));
+                }
+            }
+        }
+        let custody = self.custody();
+        custody.delivered(delivered);
+        custody.lost(DropReason::PermanentError, lost, &lost_msg);
+        let rejected_idx: HashSet<usize> = rejected.iter().map(|r| r.index).collect();
+        {
+            let mut held = self.held();
+            for (k, key) in done {
+                held.forget(key, &plan.items[k].event);
+            }
+            let now = Instant::now();
+            for (i, key) in &plan.hold {
+                let event = batch[*i].clone();
+                let size = event.estimated_size();
+                let root = held.roots.entry(*key).or_insert_with(|| HeldRoot {
+                    events: Vec::new(),
+                    bytes: 0,
+                    since: now,
+                });
+                root.events.push(event);
+                root.bytes += size;
+                held.bytes += size;
+                worker_held.push(*i);
+            }
+        }
+        self.commit(batch, &rejected_idx);
+        ExportOutcome::partial(rejected).with_held(worker_held)
+    }
+
+    /// Hands every held span to the vendor (their roots have not ended here),
+    /// retrying per the vendor's retry policy until `deadline`. Spans refused
+    /// for good are counted lost; spans still refused stay held (pending).
+    async fn release_all(&self, deadline: Instant) -> Result<(), ExportError> {
+        let policy = self.inner.retry_policy();
+        let mut attempt = 0u32;
+        loop {
+            let (items, origins): (Vec<TrackedEvent>, Vec<Origin>) = {
+                let held = self.held();
+                held.roots
+                    .iter()
+                    .flat_map(|(k, r)| {
+                        r.events
+                            .iter()
+                            .map(|e| (released(e.clone(), Release::Flush), Origin::Held(*k)))
+                    })
+                    .unzip()
+            };
+            if items.is_empty() {
+                return Ok(());
+            }
+            let n = items.len();
+            let call = self.inner.export_tracked(&items);
+            let error =
+                match tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), call).await
+                {
+                    Err(_) => {
+                        return Err(ExportError::transient(format!(
+                            "the deadline passed while sending {n} held span(s); they stay pending"
+                        )));
+                    }
+                    Ok(Ok(outcome)) => {
+                        let plan = Plan {
+                            items,
+                            origins,
+                            hold: Vec::new(),
+                        };
+                        let retry: Vec<ItemRejection> = outcome
+                            .rejected
+                            .iter()
+                            .filter(|r| r.class.is_retryable())
+                            .cloned()
+                            .collect();
+                        // No batch items here: nothing goes back to the worker.
+                        let to_worker = self.settle(&[], plan, outcome);
+                        debug_assert!(to_worker.rejected.is_empty() && to_worker.held.is_empty());
+                        match retry.first() {
+                            None => return Ok(()),
+                            Some(r) => ExportError::new(r.class, r.message.clone()),
+                        }
+                    }
+                    Ok(Err(e)) if !e.class.is_retryable() => {
+                        let reason = if e.class == ErrorClass::Disabled {
+                            DropReason::ExporterDisabled
+                        } else {
+                            DropReason::PermanentError
+                        };
+                        let mut held = self.held();
+                        let count = held.count();
+                        held.roots.clear();
+                        held.bytes = 0;
+                        drop(held);
+                        self.custody().lost(reason, count, &e.message);
+                        return Err(e);
+                    }
+                    Ok(Err(e)) => e,
+                };
+            if attempt >= policy.max_retries {
+                return Err(error);
+            }
+            let wait = match error.class {
+                ErrorClass::Throttled(Some(after)) => after.min(policy.max_backoff),
+                _ => policy.backoff(attempt),
+            };
+            if Instant::now() + wait >= deadline {
+                return Err(error);
+            }
+            attempt += 1;
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+impl HeldSpans {
+    /// Forgets one handed-over span of `key`.
+    fn forget(&mut self, key: RootKey, event: &Arc<ObservabilityEvent>) {
+        let Some(root) = self.roots.get_mut(&key) else {
+            return;
+        };
+        if let Some(pos) = root.events.iter().position(|e| Arc::ptr_eq(e, event)) {
+            let e = root.events.swap_remove(pos);
+            let size = e.estimated_size();
+            root.bytes = root.bytes.saturating_sub(size);
+            self.bytes = self.bytes.saturating_sub(size);
+        }
+        if root.events.is_empty() {
+            self.roots.remove(&key);
+        }
     }
 }
 
@@ -259,23 +704,39 @@ impl<T: TrackingExporter> Exporter for Tracking<T> {
         self.inner.retry_policy()
     }
     async fn init(&self, ctx: &ExporterContext) -> Result<(), ExportError> {
+        *self.custody.lock().unwrap_or_else(PoisonError::into_inner) = ctx.custody.clone();
         self.inner.init(ctx).await
     }
     async fn export(&self, batch: &ExportBatch) -> Result<ExportOutcome, ExportError> {
         let tracked = self.annotate(batch);
-        let outcome = self.inner.export_tracked(&tracked).await?;
-        let rejected: HashSet<usize> = outcome.rejected.iter().map(|r| r.index).collect();
-        self.commit(&tracked, &rejected);
-        Ok(outcome)
+        let plan = self.plan(tracked);
+        let outcome = if plan.items.is_empty() {
+            // Everything was held: nothing to send now.
+            ExportOutcome::all_delivered()
+        } else {
+            self.inner.export_tracked(&plan.items).await?
+        };
+        Ok(self.settle(batch, plan, outcome))
     }
     async fn flush(&self, deadline: Instant) -> Result<(), ExportError> {
-        self.inner.flush(deadline).await
+        let sent = self.release_all(deadline).await;
+        let flushed = self.inner.flush(deadline).await;
+        sent.and(flushed)
     }
     async fn shutdown(&self, deadline: Instant) -> Result<(), ExportError> {
-        let r = self.inner.shutdown(deadline).await;
-        if let Ok(mut t) = self.table.lock() {
-            t.traces.clear();
+        let sent = self.release_all(deadline).await;
+        if let Err(e) = &sent {
+            // Nothing will send them now: count them, with the cause.
+            let mut held = self.held();
+            let n = held.count();
+            held.roots.clear();
+            held.bytes = 0;
+            drop(held);
+            self.custody()
+                .lost(DropReason::RetriesExhausted, n, &e.message);
         }
-        r
+        let r = self.inner.shutdown(deadline).await;
+        self.table().traces.clear();
+        sent.and(r)
     }
 }

@@ -14,7 +14,8 @@ use tokio::sync::{Notify, mpsc};
 
 use crate::event::{ObservabilityEvent, Signals};
 use crate::exporter::{
-    BatchPolicy, ErrorClass, ExportError, Exporter, ExporterContext, RetryPolicy,
+    BatchPolicy, Custody, ErrorClass, ExportError, Exporter, ExporterContext, RetryPolicy,
+    Settlement,
 };
 use crate::stats::{Counters, DropReason, ExporterStats};
 
@@ -100,6 +101,8 @@ pub(crate) struct Slot {
     attempts: AtomicU64,
     retries: AtomicU64,
     disabled: AtomicBool,
+    /// Events the exporter holds (see `ExportOutcome::held`), not yet settled.
+    held: AtomicUsize,
     pub(crate) tx: mpsc::UnboundedSender<WorkerMsg>,
     pub(crate) recycler: Arc<super::recycle::Recycler>,
 }
@@ -123,6 +126,7 @@ impl Slot {
             attempts: AtomicU64::new(0),
             retries: AtomicU64::new(0),
             disabled: AtomicBool::new(false),
+            held: AtomicUsize::new(0),
             tx,
             recycler,
         });
@@ -151,6 +155,19 @@ impl Slot {
     fn deliver(&self, n: usize) {
         self.counters.pass(n as u64);
         self.settle(n);
+    }
+
+    /// Takes up to `n` held events out of custody; returns how many were held
+    /// (an exporter that settles more than it holds must not corrupt accounting).
+    fn release_held(&self, n: usize) -> usize {
+        let mut taken = 0;
+        let updated = self
+            .held
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |h| {
+                taken = n.min(h);
+                Some(h - taken)
+            });
+        if updated.is_ok() { taken } else { 0 }
     }
 
     /// Counts events that will never be exported (shutdown deadline passed).
@@ -187,8 +204,22 @@ impl Worker {
     pub(crate) fn new(
         slot: Arc<Slot>,
         rx: mpsc::UnboundedReceiver<WorkerMsg>,
-        ctx: ExporterContext,
+        mut ctx: ExporterContext,
     ) -> Self {
+        // Events the exporter holds stay counted in `queued` (pending) until
+        // it settles them here.
+        let held_by = Arc::downgrade(&slot);
+        ctx.custody = Custody::new(Arc::new(move |s: Settlement<'_>| {
+            let Some(slot) = held_by.upgrade() else {
+                return;
+            };
+            match s {
+                Settlement::Delivered(n) => slot.deliver(slot.release_held(n)),
+                Settlement::Lost(reason, n, detail) => {
+                    slot.lose(reason, slot.release_held(n), Some(detail));
+                }
+            }
+        }));
         Self {
             slot,
             rx,
@@ -413,7 +444,7 @@ impl Worker {
                 let mut failed = 0;
                 let mut failed_msg = None;
                 let mut retry_msg = None;
-                if outcome.rejected.is_empty() {
+                if outcome.rejected.is_empty() && outcome.held.is_empty() {
                     slot.deliver(total);
                     self.retire_inflight();
                     return Attempt::Done;
@@ -435,7 +466,17 @@ impl Worker {
                         failed_msg = Some(r.message);
                     }
                 }
-                let delivered = total - failed - retry_idx.len();
+                // Held items stay pending (counted in `queued`) until the
+                // exporter settles them through its `Custody`.
+                let mut held = 0;
+                for i in outcome.held {
+                    if i < total && !seen[i] {
+                        seen[i] = true;
+                        held += 1;
+                    }
+                }
+                slot.held.fetch_add(held, Ordering::AcqRel);
+                let delivered = total - failed - retry_idx.len() - held;
                 slot.deliver(delivered);
                 if failed > 0 {
                     slot.lose(DropReason::PermanentError, failed, failed_msg.as_deref());
