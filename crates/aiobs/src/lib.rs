@@ -42,6 +42,7 @@
 //! | `postgres` | the PostgreSQL backend of `default_exporter` |
 //! | `cloud` | `cloud`: gzip JSON batches to an HTTP ingest endpoint |
 //! | `langfuse` | `langfuse`: Langfuse (OTLP or ingestion API) |
+//! | `otel` | `exporters::otel`: any OTLP backend with the GenAI semantic conventions, GenAI metrics, trace context both ways |
 //! | `full` | all of the above |
 //!
 //! With no exporter feature the crate still compiles and runs: events are
@@ -60,3 +61,12 @@ pub use aiobs_exporter_cloud as cloud;
 /// The Langfuse exporter.
 #[cfg(feature = "langfuse")]
 pub use aiobs_exporter_langfuse as langfuse;
+
+/// Exporters, one module per destination, each behind its Cargo feature.
+pub mod exporters {
+    /// OpenTelemetry: `OtelExporter` (any OTLP/HTTP backend, GenAI semantic
+    /// conventions and metrics), `OtelBridge` (trace context both ways) and
+    /// `OtelProviderExporter` (recording into your own `SdkTracerProvider`).
+    #[cfg(feature = "otel")]
+    pub use aiobs_otel_bridge as otel;
+}
