@@ -66,9 +66,9 @@ pub use payload::SerializationLimits;
 pub use processor::{AsyncProcessor, RedactionStyle, SensitiveDataFilter, SpanProcessor, Verdict};
 pub use sampling::{Sampler, SamplingInput};
 pub use span::{
-    AgentAttributes, Ancestor, Cost, EntityInfo, ExportedSpan, InputTokenDetails, ModelAttributes,
-    OutputTokenDetails, Span, SpanAttributes, SpanError, SpanOptions, SpanStatus, SpanType,
-    ToolAttributes, TracingOptions, Usage, WorkflowAttributes,
+    AgentAttributes, Ancestor, Cost, EntityInfo, ExclusiveUsage, ExportedSpan, InputTokenDetails,
+    ModelAttributes, OutputTokenDetails, Span, SpanAttributes, SpanError, SpanOptions, SpanStatus,
+    SpanType, ToolAttributes, TraceContext, TracingOptions, Usage, WorkflowAttributes,
 };
 pub use stats::{
     DropReason, ExporterFlushReport, ExporterStats, FlushReport, PipelineStats, Stats,

@@ -71,6 +71,54 @@ impl SerializationLimits {
 /// The key under which a cut object records how many keys it lost.
 pub const TRUNCATED_KEYS_MARKER: &str = "$aiobs_truncated_keys";
 
+/// The marker every cut in aiobs ends with — payload capture, an exporter
+/// fitting a vendor's size limit — so a reader recognises a cut anywhere:
+/// `…[aiobs: truncated N bytes]`, or `…[aiobs: truncated N bytes: <why>]`.
+/// `removed` counts bytes of the original text (UTF-8).
+///
+/// ```
+/// use aiobs_core::payload::truncation_marker;
+///
+/// assert_eq!(truncation_marker(12, None), "…[aiobs: truncated 12 bytes]");
+/// assert_eq!(
+///     truncation_marker(3, Some("over the vendor's limit")),
+///     "…[aiobs: truncated 3 bytes: over the vendor's limit]"
+/// );
+/// ```
+pub fn truncation_marker(removed: usize, why: Option<&str>) -> String {
+    match why {
+        None => format!("…[aiobs: truncated {removed} bytes]"),
+        Some(why) => format!("…[aiobs: truncated {removed} bytes: {why}]"),
+    }
+}
+
+/// Keeps the head of `text` — at most `max_bytes`, cut on a character
+/// boundary — followed by [`truncation_marker`]; `text` itself when it fits.
+/// The marker comes on top of `max_bytes`.
+///
+/// ```
+/// use aiobs_core::payload::truncate_marked;
+///
+/// assert_eq!(truncate_marked("short", 10, None), "short");
+/// // Cut on a character boundary: `é` is two bytes.
+/// assert_eq!(truncate_marked("héllo world", 2, None), "h…[aiobs: truncated 11 bytes]");
+/// ```
+pub fn truncate_marked<'a>(
+    text: &'a str,
+    max_bytes: usize,
+    why: Option<&str>,
+) -> std::borrow::Cow<'a, str> {
+    if text.len() <= max_bytes {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let keep = text.floor_char_boundary(max_bytes);
+    let marker = truncation_marker(text.len() - keep, why);
+    let mut out = String::with_capacity(keep + marker.len());
+    out.push_str(&text[..keep]);
+    out.push_str(&marker);
+    std::borrow::Cow::Owned(out)
+}
+
 /// A captured payload and how much of it was cut.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Captured {
@@ -174,13 +222,9 @@ impl<'a> Bounded<'a> {
             self.ctx.spend(s.len());
             return Value::String(s.to_owned());
         }
-        let keep = s.floor_char_boundary(max);
-        self.ctx.spend(keep);
+        self.ctx.spend(s.floor_char_boundary(max));
         self.ctx.cut();
-        let mut out = String::with_capacity(keep + 40);
-        out.push_str(&s[..keep]);
-        out.push_str(&format!("…[aiobs: truncated {} bytes]", s.len() - keep));
-        Value::String(out)
+        Value::String(truncate_marked(s, max, None).into_owned())
     }
     fn float(self, f: f64) -> Value {
         self.ctx.spend(8);

@@ -658,6 +658,8 @@ impl aiobs_core::Exporter for FreshnessCheck {
                 ("attributes", s.attributes != Default::default()),
                 ("parent", s.parent_span_id.is_some()),
                 ("status", s.status != SpanStatus::Ok),
+                ("trace context", !s.trace_context.is_default()),
+                ("ancestry", !s.ancestry.is_empty()),
             ];
             for (what, bad) in stale {
                 if bad && seen.1.len() < 10 {
@@ -694,7 +696,14 @@ fn a_recycled_span_allocation_carries_nothing_of_its_previous_span() {
                     .entity("agent", "a", None)
                     .input("question")
                     .metadata("k", i)
-                    .tracing(TracingOptions::new().user_id("u").session_id("s").tag("t")),
+                    .tracing(
+                        TracingOptions::new()
+                            .user_id("u")
+                            .session_id("s")
+                            .tag("t")
+                            .metadata("tenant", i)
+                            .trace_id(TraceId::random()),
+                    ),
             );
             let mut child = root.child(
                 SpanOptions::new("dirty", SpanType::ModelGeneration)
@@ -714,4 +723,270 @@ fn a_recycled_span_allocation_carries_nothing_of_its_previous_span() {
     let seen = check.seen.lock().unwrap();
     assert_eq!(seen.0, waves * per_wave);
     assert!(seen.1.is_empty(), "{:#?}", seen.1);
+}
+
+/// Process A starts a root with trace-level metadata, exporter directives, a
+/// hidden output and hidden inputs; process B rebuilds it from its serialised
+/// form, starts a child and ends both. Everything trace-wide survives, and
+/// nothing hidden is ever recorded.
+#[tokio::test]
+async fn a_rebuilt_span_keeps_the_whole_trace_context_and_its_privacy() {
+    let (obs_a, _) = setup();
+    let root = obs_a.start_span(
+        SpanOptions::new("trace1", SpanType::AgentRun)
+            .input("secret input")
+            .tracing(
+                TracingOptions::new()
+                    .user_id("u-1")
+                    .tag("durable")
+                    .metadata("tenant", "acme")
+                    .metadata(
+                        "langfuse",
+                        serde_json::json!({"traceName": "booking", "release": "r-7"}),
+                    )
+                    .hide_input()
+                    .hide_output(),
+            ),
+    );
+    let saved = serde_json::to_string(&root.export().unwrap()).unwrap();
+    std::mem::forget(root);
+
+    let (obs_b, memory_b) = setup();
+    let mut root = obs_b.rebuild_span(serde_json::from_str(&saved).unwrap());
+    let mut child =
+        root.child(SpanOptions::new("step", SpanType::ToolCall).input("secret child input"));
+    child.set_input("secret again");
+    child.end_with_output("secret child output");
+    root.set_output("secret output");
+    root.end();
+    assert!(obs_b.flush(T).await.is_success());
+
+    let spans = memory_b.ended_spans();
+    assert_eq!(spans.len(), 2);
+    let text = serde_json::to_string(&spans).unwrap();
+    assert!(
+        !text.contains("secret"),
+        "a hidden payload was recorded: {text}"
+    );
+    for s in &spans {
+        assert_eq!(
+            (s.input.as_ref(), s.output.as_ref()),
+            (None, None),
+            "{}",
+            s.name
+        );
+        assert!(s.trace_context.hide_input && s.trace_context.hide_output);
+        assert_eq!(s.metadata["tenant"], "acme", "{}", s.name);
+        assert_eq!(s.metadata["langfuse"]["traceName"], "booking", "{}", s.name);
+        assert_eq!(s.metadata["langfuse"]["release"], "r-7", "{}", s.name);
+        assert_eq!(s.trace_context.metadata["tenant"], "acme");
+        assert_eq!(s.user_id.as_deref(), Some("u-1"));
+        assert_eq!(&*s.tags, &["durable".to_owned()]);
+    }
+    let r = spans.iter().find(|s| s.name == "trace1").unwrap();
+    assert!(
+        r.is_trace_root(),
+        "a rebuilt root is still the root of its trace"
+    );
+}
+
+/// Data that carries a hidden payload (changed on the way, or written by an
+/// older version) loses it on rebuild: the flag wins.
+#[tokio::test]
+async fn a_privacy_flag_wins_over_a_payload_in_the_exported_data() {
+    let (obs, memory) = setup();
+    let root = obs.start_span(
+        SpanOptions::new("r", SpanType::AgentRun).tracing(TracingOptions::new().hide_output()),
+    );
+    let mut data = root.export().unwrap();
+    std::mem::forget(root);
+    data.output = Some(serde_json::json!("leaked output"));
+    data.input = Some(serde_json::json!("kept input"));
+    obs.rebuild_span(data).end();
+    assert!(obs.flush(T).await.is_success());
+    let s = &memory.ended_spans()[0];
+    assert_eq!(s.output, None);
+    assert_eq!(s.input, Some(serde_json::json!("kept input")));
+}
+
+/// A span that continues an upstream trace is marked, and so are its
+/// children: none of them owns the trace-level fields.
+#[tokio::test]
+async fn continued_traces_are_marked_and_own_no_trace_level_fields() {
+    let (obs, memory) = setup();
+    let upstream = TraceId::random();
+    let header = format!("00-{upstream}-00f067aa0ba902b7-01");
+    let mut by_header = obs.start_span(
+        SpanOptions::new("trace2 (traceparent)", SpanType::AgentRun)
+            .tracing(TracingOptions::new().traceparent(&header)),
+    );
+    by_header
+        .child(SpanOptions::new("child", SpanType::ToolCall))
+        .end();
+    by_header.end();
+    obs.start_span(
+        SpanOptions::new("trace2 (trace id)", SpanType::AgentRun)
+            .tracing(TracingOptions::new().trace_id(upstream)),
+    )
+    .end();
+    obs.start_span(SpanOptions::new("fresh", SpanType::AgentRun))
+        .end();
+    assert!(obs.flush(T).await.is_success());
+
+    let spans = memory.ended_spans();
+    for s in spans.iter().filter(|s| s.name != "fresh") {
+        assert_eq!(s.trace_id, upstream);
+        assert!(s.is_continued(), "{}", s.name);
+        assert!(!s.is_trace_root(), "{}", s.name);
+    }
+    let by_id = spans
+        .iter()
+        .find(|s| s.name == "trace2 (trace id)")
+        .unwrap();
+    assert!(by_id.is_root && by_id.effective_parent().is_none());
+    let fresh = spans.iter().find(|s| s.name == "fresh").unwrap();
+    assert!(fresh.is_trace_root() && !fresh.is_continued());
+    // The mark survives export and rebuild.
+    let cont = obs.start_span(
+        SpanOptions::new("c", SpanType::AgentRun).tracing(TracingOptions::new().trace_id(upstream)),
+    );
+    let data: ExportedSpan =
+        serde_json::from_str(&serde_json::to_string(&cont.export().unwrap()).unwrap()).unwrap();
+    assert!(data.is_continued());
+    std::mem::forget(cont);
+}
+
+/// An unsampled trace exports a token; rebuilt anywhere it records nothing,
+/// and neither do its children.
+#[tokio::test]
+async fn the_sampling_decision_survives_export_and_rebuild() {
+    let memory = InMemoryExporter::new().with_signals(Signals::ENDED_SPANS);
+    let never = Observability::builder()
+        .sampler(Sampler::Never)
+        .exporter(InMemoryExporter::new())
+        .build()
+        .unwrap();
+    let unsampled = never.start_span(SpanOptions::new("r", SpanType::AgentRun));
+    let token = serde_json::to_string(&unsampled.export().expect("a token")).unwrap();
+
+    let always = Observability::builder()
+        .exporter(memory.clone())
+        .build()
+        .unwrap();
+    let mut rebuilt = always.rebuild_span(serde_json::from_str(&token).unwrap());
+    assert!(!rebuilt.is_recording());
+    assert_eq!(rebuilt.span_id(), unsampled.span_id());
+    assert_eq!(rebuilt.trace_id(), unsampled.trace_id());
+    assert!(!rebuilt.traceparent().sampled);
+    rebuilt
+        .child(SpanOptions::new("c", SpanType::ToolCall))
+        .end();
+    rebuilt.end();
+    let report = always.flush(T).await;
+    assert!(report.is_success(), "{report}");
+    assert!(memory.ended_spans().is_empty());
+    assert_eq!(report.pipeline.dropped.get(&DropReason::Sampled), Some(&2));
+}
+
+/// A span started on a host whose clock runs 3 s ahead of this one, ended
+/// here, ends no earlier than it started; spans started here end exactly
+/// their monotonic duration after their start.
+#[tokio::test]
+async fn no_span_ends_before_it_starts() {
+    let (obs, memory) = setup();
+    let mut data = ExportedSpan::new(
+        TraceId::random(),
+        aiobs_core::SpanId::random(),
+        "started elsewhere",
+        SpanType::WorkflowStep,
+    );
+    data.start_time += chrono::TimeDelta::seconds(3);
+    let ahead = data.start_time;
+    obs.rebuild_span(data).end();
+    let mut local = obs.start_span(SpanOptions::new("local", SpanType::ToolCall));
+    std::thread::sleep(Duration::from_millis(3));
+    local.end();
+    assert!(obs.flush(T).await.is_success());
+    for s in memory.ended_spans() {
+        let end = s.end_time.unwrap();
+        assert!(
+            end >= s.start_time,
+            "{}: ends {end} before it starts {}",
+            s.name,
+            s.start_time
+        );
+        if s.name == "started elsewhere" {
+            assert_eq!(s.start_time, ahead);
+            assert_eq!(s.duration(), Some(Duration::ZERO));
+        } else {
+            assert!(s.duration().unwrap() >= Duration::from_millis(3));
+        }
+    }
+}
+
+/// A generation with usage and two steps with their own: the trace's
+/// billable usage is the generation's, by one rule exporters apply from a
+/// single span (its ancestry carries the ancestors' types).
+#[tokio::test]
+async fn one_level_of_nested_model_spans_carries_billable_usage() {
+    let (obs, memory) = setup();
+    let run = obs.start_span(SpanOptions::new("agent", SpanType::AgentRun));
+    let mut generation = run.child(SpanOptions::new("generation", SpanType::ModelGeneration));
+    for (i, u) in [Usage::new(60, 10), Usage::new(40, 10)]
+        .into_iter()
+        .enumerate()
+    {
+        let mut step = generation.child(SpanOptions::new(format!("step {i}"), SpanType::ModelStep));
+        // Nested deeper, under a non-model span, still inside the generation.
+        let mut inner = step
+            .child(SpanOptions::new("inner", SpanType::Generic))
+            .child(SpanOptions::new("inference", SpanType::ModelInference));
+        inner.set_usage(u.clone());
+        inner.end();
+        step.set_usage(u);
+        step.end();
+    }
+    generation.set_usage(Usage::new(100, 20));
+    generation.end();
+    let mut tool = run.child(SpanOptions::new("tool", SpanType::ToolCall));
+    tool.set_attributes(ModelAttributes::new("m", "p").with_usage(Usage::new(5, 5)));
+    tool.end();
+    drop(run);
+    assert!(obs.flush(T).await.is_success());
+
+    let spans = memory.ended_spans();
+    let billable: Vec<_> = spans
+        .iter()
+        .filter_map(|s| s.billable_usage().map(|u| (s.name.to_string(), u.clone())))
+        .collect();
+    assert_eq!(
+        billable,
+        vec![("generation".to_owned(), Usage::new(100, 20))]
+    );
+    let step = spans.iter().find(|s| s.name == "step 0").unwrap();
+    assert!(step.has_model_ancestor());
+    assert_eq!(
+        step.ancestry
+            .iter()
+            .map(|a| a.span_type)
+            .collect::<Vec<_>>(),
+        [SpanType::AgentRun, SpanType::ModelGeneration]
+    );
+
+    // Without the generation (excluded from export), the steps carry it.
+    let memory = InMemoryExporter::new().with_signals(Signals::ENDED_SPANS);
+    let obs = Observability::builder()
+        .exclude_span_types([SpanType::ModelGeneration])
+        .exporter(memory.clone())
+        .build()
+        .unwrap();
+    let generation = obs.start_span(SpanOptions::new("generation", SpanType::ModelGeneration));
+    let mut step = generation.child(SpanOptions::new("step", SpanType::ModelStep));
+    step.set_usage(Usage::new(7, 3));
+    step.end();
+    drop(generation);
+    assert!(obs.flush(T).await.is_success());
+    let spans = memory.ended_spans();
+    assert_eq!(spans.len(), 1);
+    assert_eq!(spans[0].billable_usage(), Some(&Usage::new(7, 3)));
 }

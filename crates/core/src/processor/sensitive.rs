@@ -124,13 +124,19 @@ impl SensitiveDataFilter {
     }
 
     /// Redacts sensitive values in `value`, in place. Returns whether anything changed.
+    ///
+    /// Fails closed: a subtree nested deeper than can be inspected (counting
+    /// the levels inside strings that hold JSON) is replaced whole, and a
+    /// string that looks like JSON but cannot be parsed (cut by a size limit,
+    /// nested beyond the parser's limit, or broken) is cut at the first
+    /// sensitive key found in its text.
     pub fn redact_value(&self, trace: Option<TraceId>, value: &mut Value) -> bool {
         self.walk(trace, value, 0)
     }
 
     fn walk(&self, trace: Option<TraceId>, value: &mut Value, depth: usize) -> bool {
-        if depth > 64 {
-            return false;
+        if depth >= MAX_DEPTH {
+            return too_deep(value);
         }
         match value {
             Value::Object(map) => self.walk_object(trace, map, depth),
@@ -161,7 +167,7 @@ impl SensitiveDataFilter {
         });
         for (k, v) in map.iter_mut() {
             if self.is_sensitive_key(k) || (pair_is_sensitive && k == "value") {
-                if !is_redacted(v) {
+                if !self.is_redaction(v) {
                     *v = self.redacted(trace, v);
                     changed = true;
                 }
@@ -172,28 +178,54 @@ impl SensitiveDataFilter {
         changed
     }
 
-    /// Strings that hold JSON (tool arguments, serialised messages) are parsed,
-    /// redacted and written back.
+    /// Strings that hold JSON (tool arguments, serialised messages) are
+    /// parsed, redacted and written back; JSON text that cannot be parsed,
+    /// and JSON fragments inside other text, are scanned for sensitive keys.
     fn walk_json_string(&self, trace: Option<TraceId>, s: &mut String, depth: usize) -> bool {
-        let t = s.trim_start();
-        if !(t.starts_with('{') || t.starts_with('[')) {
-            return false;
-        }
-        let Ok(mut inner) = serde_json::from_str::<Value>(s) else {
-            return false;
-        };
-        if self.walk(trace, &mut inner, depth + 1)
-            && let Ok(out) = serde_json::to_string(&inner)
-        {
-            *s = out;
+        if looks_like_json(s) {
+            let Ok(mut inner) = serde_json::from_str::<Value>(s) else {
+                return self.redact_unparsed(s);
+            };
+            if !self.walk(trace, &mut inner, depth + 1) {
+                return false;
+            }
+            *s = serde_json::to_string(&inner).unwrap_or_else(|_| REDACTED.to_owned());
             return true;
         }
-        false
+        has_json_key(s) && self.redact_unparsed(s)
+    }
+
+    /// Cuts JSON-like text at the value of its first sensitive key: the text
+    /// before it is kept, the rest replaced by a marker. Keys are found at
+    /// any level of escaping (`"api_key":`, `\"api_key\":`, ...).
+    fn redact_unparsed(&self, s: &mut String) -> bool {
+        let Some(cut) = s.match_indices(':').map(|(i, _)| i).find(|&colon| {
+            quoted_key_before(&s[..colon]).is_some_and(|k| self.is_sensitive_key(k))
+        }) else {
+            return false;
+        };
+        s.truncate(cut + 1);
+        s.push_str(UNPARSED_REST);
+        true
+    }
+
+    /// Whether `v` is exactly what this filter writes for a redacted value
+    /// (so it is left as is). Anything else under a sensitive key is
+    /// redacted, including text that merely starts like a marker.
+    fn is_redaction(&self, v: &Value) -> bool {
+        let Some(s) = v.as_str() else { return false };
+        match self.style {
+            RedactionStyle::Full | RedactionStyle::Partial => s == REDACTED,
+            RedactionStyle::Indexed => s
+                .strip_prefix("[REDACTED:")
+                .and_then(|r| r.strip_suffix(']'))
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())),
+        }
     }
 
     fn redacted(&self, trace: Option<TraceId>, v: &Value) -> Value {
         match self.style {
-            RedactionStyle::Full => Value::String("[REDACTED]".into()),
+            RedactionStyle::Full => Value::String(REDACTED.into()),
             RedactionStyle::Partial => match v.as_str() {
                 Some(s) if s.chars().count() >= 12 => {
                     let head: String = s.chars().take(3).collect();
@@ -207,7 +239,7 @@ impl SensitiveDataFilter {
                         .collect();
                     Value::String(format!("{head}…{tail}"))
                 }
-                _ => Value::String("[REDACTED]".into()),
+                _ => Value::String(REDACTED.into()),
             },
             RedactionStyle::Indexed => {
                 let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -243,8 +275,56 @@ impl SensitiveDataFilter {
     }
 }
 
-fn is_redacted(v: &Value) -> bool {
-    v.as_str().is_some_and(|s| s.starts_with("[REDACTED"))
+/// What a redacted value becomes in the `Full` style.
+const REDACTED: &str = "[REDACTED]";
+
+/// Deepest nesting of arrays and objects inspected, counting the levels
+/// inside strings that hold JSON; deeper subtrees are replaced whole.
+const MAX_DEPTH: usize = 256;
+
+/// What replaces a subtree nested too deep to inspect.
+const TOO_DEEP: &str = "[REDACTED: nested too deep to inspect]";
+
+/// What replaces the rest of JSON-like text after a sensitive key.
+const UNPARSED_REST: &str = " \"[REDACTED]\"…[aiobs: the rest of this text was redacted: it holds a sensitive key and is not valid JSON]";
+
+/// Longest key text considered when scanning unparsed JSON text.
+const MAX_KEY_LEN: usize = 256;
+
+/// Replaces a value at the depth limit unless it cannot hold a keyed secret:
+/// numbers, booleans, null and plain strings (their key was checked) stay.
+fn too_deep(value: &mut Value) -> bool {
+    let opaque = match value {
+        Value::Object(_) | Value::Array(_) => true,
+        Value::String(s) => s != TOO_DEEP && (looks_like_json(s) || has_json_key(s)),
+        _ => false,
+    };
+    if opaque {
+        *value = Value::String(TOO_DEEP.to_owned());
+    }
+    opaque
+}
+
+fn looks_like_json(s: &str) -> bool {
+    let t = s.trim_start();
+    t.starts_with('{') || t.starts_with('[')
+}
+
+/// Whether the text holds something like a JSON key (`"key":`, escaped or
+/// not: `\"key\":` ends the same way).
+fn has_json_key(s: &str) -> bool {
+    s.contains("\":")
+}
+
+/// The key of `"key"` (or `\"key\"`, at any escaping) ending `text`,
+/// ignoring whitespace before the colon.
+fn quoted_key_before(text: &str) -> Option<&str> {
+    let before = text.trim_end().strip_suffix('"')?.trim_end_matches('\\');
+    // Only the last `MAX_KEY_LEN` bytes can hold the key: a long text with
+    // many colons is scanned in linear time.
+    let window = before.floor_char_boundary(before.len().saturating_sub(MAX_KEY_LEN + 1));
+    let start = window + before[window..].rfind('"')?;
+    Some(&before[start + 1..])
 }
 
 fn normalise(key: &str) -> String {
@@ -264,6 +344,15 @@ impl SpanProcessor for SensitiveDataFilter {
         self.redact_opt(t, &mut span.input);
         self.redact_opt(t, &mut span.output);
         self.redact_map(t, &mut span.metadata);
+        // The trace's own copy of its metadata reaches exporters too (trace
+        // metadata, `export`). It is shared by the trace's spans: copied
+        // only when something in it must change.
+        if !span.trace_context.metadata.is_empty() {
+            let mut metadata = span.trace_context.metadata.clone();
+            if self.walk_object(t, &mut metadata, 0) {
+                std::sync::Arc::make_mut(&mut span.trace_context).metadata = metadata;
+            }
+        }
         if let SpanAttributes::Model(m) = &mut span.attributes {
             self.redact_opt(t, &mut m.parameters);
         }
@@ -375,6 +464,140 @@ mod tests {
         let mut c = json!({"token": "two"});
         indexed.redact_value(Some(t2), &mut c);
         assert_eq!(c, json!({"token": "[REDACTED:1]"}), "numbered per trace");
+    }
+
+    /// `{"a": {"a": ... {"api_key": "sk-live-…"}}}`, `levels` deep.
+    fn nested_secret(levels: usize) -> String {
+        let mut text = "{\"api_key\": \"sk-live-0123456789\"}".to_owned();
+        for _ in 0..levels {
+            text = format!("{{\"a\": {text}}}");
+        }
+        text
+    }
+
+    #[test]
+    fn json_text_nested_at_any_depth_is_redacted() {
+        let f = SensitiveDataFilter::new();
+        for levels in [1, 62, 63, 64, 127, 128, 200, 10_000] {
+            let mut v = json!({ "payload": nested_secret(levels) });
+            assert!(
+                f.redact_value(None, &mut v),
+                "{levels} levels: nothing changed"
+            );
+            let text = v.to_string();
+            assert!(!text.contains("sk-live"), "{levels} levels: secret leaked");
+            // What can be kept is kept: the nesting before the secret.
+            assert!(
+                text.contains("\\\"a\\\""),
+                "{levels} levels: {}",
+                &text[..80.min(text.len())]
+            );
+        }
+    }
+
+    #[test]
+    fn structures_deeper_than_inspected_are_replaced_whole() {
+        let f = SensitiveDataFilter::new();
+        let mut v = json!({"api_key": "sk-live-0123456789"});
+        for _ in 0..(MAX_DEPTH + 10) {
+            v = json!({ "a": v });
+        }
+        assert!(f.redact_value(None, &mut v));
+        let text = serde_json::to_string(&v).unwrap();
+        assert!(!text.contains("sk-live"));
+        assert!(text.contains(TOO_DEEP));
+        let replaced = v.clone();
+        assert!(
+            !f.redact_value(None, &mut v),
+            "a second pass changes nothing"
+        );
+        assert_eq!(v, replaced);
+        // Within the limit, nothing without a sensitive key changes.
+        let mut plain = json!(42);
+        for _ in 0..(MAX_DEPTH - 1) {
+            plain = json!([plain]);
+        }
+        let before = plain.clone();
+        assert!(!f.redact_value(None, &mut plain));
+        assert_eq!(plain, before);
+    }
+
+    #[test]
+    fn json_text_that_does_not_parse_is_cut_at_the_secret() {
+        let f = SensitiveDataFilter::new();
+        // Cut by a size limit: the closing brace and quote are gone.
+        let mut v = json!({"tool_result": "{\"city\": \"Paris\", \"password\": \"hunter2-and-more…[aiobs: truncated 99 bytes]"});
+        assert!(f.redact_value(None, &mut v));
+        let out = v["tool_result"].as_str().unwrap();
+        assert!(!out.contains("hunter2"), "{out}");
+        assert!(
+            out.starts_with("{\"city\": \"Paris\", \"password\":"),
+            "{out}"
+        );
+        // A JSON fragment inside other text, escaped one level deeper.
+        let mut v = json!({"log": "request failed: {\\\"x-api-key\\\": \\\"k-123\\\"}"});
+        assert!(f.redact_value(None, &mut v));
+        assert!(!v.to_string().contains("k-123"), "{v}");
+        // Text without a sensitive key is left alone.
+        let mut v = json!({"note": "{\"city\": \"Paris\"", "prose": "he said \"hi\": twice"});
+        let before = v.clone();
+        assert!(!f.redact_value(None, &mut v));
+        assert_eq!(v, before);
+    }
+
+    #[test]
+    fn a_value_that_only_looks_redacted_is_redacted() {
+        for style in [
+            RedactionStyle::Full,
+            RedactionStyle::Indexed,
+            RedactionStyle::Partial,
+        ] {
+            let f = SensitiveDataFilter::new().with_style(style);
+            let mut v =
+                json!({"api_key": "[REDACTED] sk-live-0123456789", "token": "[REDACTED:1x]sk-2"});
+            f.redact_value(Some(TraceId::random()), &mut v);
+            let text = v.to_string();
+            assert!(
+                !text.contains("sk-live-0123456789") && !text.contains("sk-2"),
+                "{style:?}: {text}"
+            );
+        }
+        let f = SensitiveDataFilter::new();
+        let mut already = json!({"api_key": "[REDACTED]"});
+        assert!(
+            !f.redact_value(None, &mut already),
+            "our own marker is left as is"
+        );
+    }
+
+    #[test]
+    fn trace_metadata_carried_by_the_span_is_redacted_too() {
+        use crate::id::SpanId;
+        use crate::span::{SpanType, TraceContext};
+        let f = SensitiveDataFilter::new();
+        let mut s = ExportedSpan::new(
+            TraceId::random(),
+            SpanId::random(),
+            "root",
+            SpanType::AgentRun,
+        );
+        let mut ctx = TraceContext::default();
+        ctx.metadata
+            .insert("openai_api_key".into(), json!("sk-trace"));
+        ctx.metadata.insert("tenant".into(), json!("acme"));
+        s.trace_context = std::sync::Arc::new(ctx);
+        let shared = s.trace_context.clone();
+        f.process_span(&mut s);
+        assert_eq!(
+            s.trace_context.metadata["openai_api_key"],
+            json!("[REDACTED]")
+        );
+        assert_eq!(s.trace_context.metadata["tenant"], json!("acme"));
+        assert_eq!(
+            shared.metadata["openai_api_key"],
+            json!("sk-trace"),
+            "the shared original is not touched"
+        );
     }
 
     #[test]

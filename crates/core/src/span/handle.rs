@@ -6,34 +6,60 @@ use chrono::Utc;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::model::{Ancestor, ExportedSpan, SpanAttributes, SpanError, SpanStatus, Usage};
+use super::model::{
+    Ancestor, ExportedSpan, SpanAttributes, SpanError, SpanStatus, SpanType, TraceContext,
+    default_trace_context,
+};
 use super::options::{SpanOptions, TracingOptions};
+use super::usage::Usage;
 use crate::event::SpanEventKind;
 use crate::id::{SpanId, TraceId, TraceParent};
 use crate::observability::Shared;
 use crate::sampling::SamplingInput;
 
-/// What a whole trace shares: set at the root, inherited by every span.
+/// What a whole trace shares in this process: set at the root (or restored
+/// by a rebuild), inherited by every span.
 #[derive(Debug)]
-pub(crate) struct TraceContext {
+pub(crate) struct TraceScope {
     pub(crate) tags: Arc<[String]>,
     pub(crate) user_id: Option<Arc<str>>,
     pub(crate) session_id: Option<Arc<str>>,
-    pub(crate) metadata: Map<String, Value>,
-    pub(crate) hide_input: bool,
-    pub(crate) hide_output: bool,
+    /// What travels with `export` and reaches exporters.
+    pub(crate) context: Arc<TraceContext>,
 }
 
-impl TraceContext {
+impl TraceScope {
+    /// The scope of a span exported elsewhere: everything it carried.
     fn of(span: &ExportedSpan) -> Self {
         Self {
             tags: span.tags.clone(),
             user_id: span.user_id.clone(),
             session_id: span.session_id.clone(),
-            metadata: Map::new(),
-            hide_input: false,
-            hide_output: false,
+            context: span.trace_context.clone(),
         }
+    }
+}
+
+/// The context of every unsampled trace: what an unsampled span exports.
+fn unsampled_context() -> Arc<TraceContext> {
+    static UNSAMPLED: std::sync::LazyLock<Arc<TraceContext>> = std::sync::LazyLock::new(|| {
+        Arc::new(TraceContext {
+            sampled: false,
+            ..TraceContext::default()
+        })
+    });
+    UNSAMPLED.clone()
+}
+
+/// Removes what the trace's privacy flags forbid: however a span was built
+/// (started here, rebuilt from another process, changed on the way), a
+/// hidden input or output never leaves it.
+fn enforce_privacy(data: &mut ExportedSpan) {
+    if data.trace_context.hide_input {
+        data.input = None;
+    }
+    if data.trace_context.hide_output {
+        data.output = None;
     }
 }
 
@@ -70,12 +96,16 @@ struct Live {
     data: Option<Arc<ExportedSpan>>,
     trace_id: TraceId,
     span_id: SpanId,
+    span_type: SpanType,
     parent_span_id: Option<SpanId>,
     external_parent_span_id: Option<SpanId>,
     start_time: chrono::DateTime<Utc>,
+    /// The clock reading of the start, when it happened in this process:
+    /// the end is the start plus the monotonic time elapsed since.
+    started: Option<crate::clock::Stamp>,
     ancestry: Arc<[Ancestor]>,
     entity: Option<Arc<super::model::EntityInfo>>,
-    trace: Arc<TraceContext>,
+    trace: Arc<TraceScope>,
     /// Excluded by type or filter: not emitted; children attach to its parent.
     exported: bool,
     /// The ancestry this span's children share, built on first use.
@@ -83,15 +113,22 @@ struct Live {
 }
 
 impl Live {
-    fn new(shared: &Arc<Shared>, data: Arc<ExportedSpan>, trace: Arc<TraceContext>) -> Live {
+    fn new(
+        shared: &Arc<Shared>,
+        data: Arc<ExportedSpan>,
+        trace: Arc<TraceScope>,
+        started: Option<crate::clock::Stamp>,
+    ) -> Live {
         let exported = shared.is_exported(&data);
         Live {
             shared: shared.clone(),
             trace_id: data.trace_id,
             span_id: data.span_id,
+            span_type: data.span_type,
             parent_span_id: data.parent_span_id,
             external_parent_span_id: data.external_parent_span_id,
             start_time: data.start_time,
+            started,
             ancestry: data.ancestry.clone(),
             entity: data.entity.clone(),
             data: Some(data),
@@ -129,7 +166,14 @@ impl Span {
                 },
             };
         }
-        let trace = Arc::new(TraceContext {
+        let context = TraceContext {
+            metadata: t.metadata.clone(),
+            hide_input: t.hide_input,
+            hide_output: t.hide_output,
+            continued: t.trace_id.is_some() || t.parent_span_id.is_some(),
+            sampled: true,
+        };
+        let trace = Arc::new(TraceScope {
             tags: if t.tags.is_empty() {
                 super::model::no_tags()
             } else {
@@ -137,9 +181,12 @@ impl Span {
             },
             user_id: t.user_id.as_deref().map(Arc::from),
             session_id: t.session_id.as_deref().map(Arc::from),
-            metadata: t.metadata.clone(),
-            hide_input: t.hide_input,
-            hide_output: t.hide_output,
+            // Most traces set none of it: share one default, no allocation.
+            context: if context.is_default() {
+                default_trace_context()
+            } else {
+                Arc::new(context)
+            },
         });
         let external = t.parent_span_id;
         Self::start(
@@ -159,7 +206,7 @@ impl Span {
     fn start(
         shared: &Arc<Shared>,
         opts: SpanOptions,
-        trace: Arc<TraceContext>,
+        trace: Arc<TraceScope>,
         trace_id: TraceId,
         span_id: SpanId,
         parent: Option<SpanId>,
@@ -202,7 +249,9 @@ impl Span {
             is_root: d_is_root,
             status: d_status,
             ancestry: d_ancestry,
+            trace_context: d_trace_context,
         } = Arc::make_mut(&mut data);
+        let now = crate::clock::stamp();
         *d_trace_id = trace_id;
         *d_span_id = span_id;
         *d_parent_span_id = parent;
@@ -216,19 +265,20 @@ impl Span {
         *d_session_id = trace.session_id.clone();
         *d_entity = opts.entity.or(inherited_entity);
         *d_input = match opts.input {
-            Some(v) if !trace.hide_input => Some(shared.bound(v)),
+            Some(v) if !trace.context.hide_input => Some(shared.bound(v)),
             _ => None,
         };
         *d_output = None;
         *d_error = None;
-        *d_start_time = crate::clock::now();
+        *d_start_time = now.wall;
         *d_end_time = None;
         *d_is_event = false;
         *d_is_root = parent.is_none();
         *d_status = SpanStatus::Running;
         *d_ancestry = ancestry;
+        *d_trace_context = trace.context.clone();
         shared.count_truncations(opts.truncations);
-        let live = Live::new(shared, data, trace);
+        let live = Live::new(shared, data, trace, Some(now));
         if live.exported
             && shared.wants_started()
             && let Some(d) = &live.data
@@ -241,11 +291,25 @@ impl Span {
     }
 
     /// Rebuilds a span exported in another process (durable execution). Ending
-    /// it here emits a complete `Ended` event.
-    pub(crate) fn rebuild(shared: &Arc<Shared>, data: ExportedSpan) -> Span {
-        let trace = Arc::new(TraceContext::of(&data));
+    /// it here emits a complete `Ended` event. The trace context it carries
+    /// comes back whole: trace metadata, privacy flags (a hidden input or
+    /// output present in the data is removed here), continuation, and the
+    /// sampling decision (an unsampled span rebuilds as one that records nothing).
+    pub(crate) fn rebuild(shared: &Arc<Shared>, mut data: ExportedSpan) -> Span {
+        if !data.trace_context.sampled {
+            shared.count_unsampled();
+            return Span {
+                state: State::NotRecorded {
+                    shared: Some(shared.clone()),
+                    trace_id: data.trace_id,
+                    span_id: data.span_id,
+                },
+            };
+        }
+        enforce_privacy(&mut data);
+        let trace = Arc::new(TraceScope::of(&data));
         Span {
-            state: State::Live(Live::new(shared, Arc::new(data), trace)),
+            state: State::Live(Live::new(shared, Arc::new(data), trace, None)),
         }
     }
 
@@ -286,10 +350,11 @@ impl Span {
                             p.ancestry
                                 .iter()
                                 .copied()
-                                .chain(std::iter::once(Ancestor {
-                                    span_id: p.span_id,
-                                    start_time: p.start_time,
-                                }))
+                                .chain(std::iter::once(Ancestor::new(
+                                    p.span_id,
+                                    p.start_time,
+                                    p.span_type,
+                                )))
                                 .collect()
                         })
                         .clone();
@@ -368,7 +433,7 @@ impl Span {
     }
 
     /// The running span's data and what is needed to fill it.
-    fn running(&mut self) -> Option<(&mut ExportedSpan, &Shared, &TraceContext)> {
+    fn running(&mut self) -> Option<(&mut ExportedSpan, &Shared, &TraceScope)> {
         let l = self.live()?;
         let shared = &*l.shared;
         let trace = &*l.trace;
@@ -376,19 +441,19 @@ impl Span {
         Some((data, shared, trace))
     }
 
-    /// Sets the input.
+    /// Sets the input (ignored when the trace hides inputs).
     pub fn set_input(&mut self, input: impl Serialize) {
         if let Some((data, shared, trace)) = self.running()
-            && !trace.hide_input
+            && !trace.context.hide_input
         {
             data.input = Some(shared.capture(&input));
         }
     }
 
-    /// Sets the output.
+    /// Sets the output (ignored when the trace hides outputs).
     pub fn set_output(&mut self, output: impl Serialize) {
         if let Some((data, shared, trace)) = self.running()
-            && !trace.hide_output
+            && !trace.context.hide_output
         {
             data.output = Some(shared.capture(&output));
         }
@@ -451,10 +516,29 @@ impl Span {
 
     /// A serialisable copy of the span as it is now, to resume it in another
     /// process with `Observability::rebuild_span` (durable execution).
+    ///
+    /// It carries everything that applies to the trace
+    /// ([`ExportedSpan::trace_context`]: trace metadata and exporter
+    /// directives, hide-input/hide-output, continuation, the sampling
+    /// decision) besides tags, user and session, so the rebuilt span behaves
+    /// as this one would have. A span of an unsampled trace exports a token
+    /// with its ids that rebuilds as a span recording nothing. `None` once
+    /// the span ended.
     pub fn export(&self) -> Option<ExportedSpan> {
         match &self.state {
             State::Live(l) => l.data.as_ref().map(|d| (**d).clone()),
-            State::NotRecorded { .. } => None,
+            State::NotRecorded {
+                trace_id, span_id, ..
+            } => {
+                let mut token = ExportedSpan::placeholder(
+                    *trace_id,
+                    *span_id,
+                    std::borrow::Cow::Borrowed(""),
+                    SpanType::Generic,
+                );
+                token.trace_context = unsampled_context();
+                Some(token)
+            }
         }
     }
 
@@ -479,14 +563,18 @@ impl Span {
         let Some(l) = self.live() else { return };
         let Some(mut arc) = l.data.take() else { return };
         let data = Arc::make_mut(&mut arc);
-        if !data.is_event || data.end_time.is_none() {
-            data.end_time = Some(crate::clock::now());
-        }
+        let end = match data.end_time {
+            Some(t) if data.is_event => t,
+            _ => crate::clock::end_after(data.start_time, l.started.as_ref()),
+        };
+        // `end >= start` for every span, whatever set the times.
+        data.end_time = Some(end.max(data.start_time));
         if data.status != SpanStatus::Error {
             data.status = status;
         }
         if l.exported {
-            merge_missing(&mut data.metadata, &l.trace.metadata);
+            enforce_privacy(data);
+            merge_missing(&mut data.metadata, &l.trace.context.metadata);
             l.shared.span_ended(arc);
         } else {
             l.shared.count_filtered();

@@ -3,11 +3,12 @@
 mod handle;
 mod model;
 mod options;
+mod usage;
 
 pub use handle::Span;
 pub use model::{
-    AgentAttributes, Ancestor, Cost, EntityInfo, ExportedSpan, InputTokenDetails, ModelAttributes,
-    OutputTokenDetails, SpanAttributes, SpanError, SpanStatus, SpanType, ToolAttributes, Usage,
-    WorkflowAttributes,
+    AgentAttributes, Ancestor, EntityInfo, ExportedSpan, ModelAttributes, SpanAttributes,
+    SpanError, SpanStatus, SpanType, ToolAttributes, TraceContext, WorkflowAttributes,
 };
 pub use options::{SpanOptions, TracingOptions};
+pub use usage::{Cost, ExclusiveUsage, InputTokenDetails, OutputTokenDetails, Usage};

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::usage::Usage;
 use crate::id::{SpanId, TraceId};
 
 /// The kind of work a span records.
@@ -128,6 +129,11 @@ impl SpanType {
         }
     }
 
+    /// [`SpanType::Generic`] (a serde default).
+    pub(crate) fn generic() -> Self {
+        Self::Generic
+    }
+
     /// Parses the snake_case name.
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|t| t.as_str() == s)
@@ -147,134 +153,6 @@ impl SpanType {
             self,
             Self::ToolCall | Self::McpToolCall | Self::ClientToolCall | Self::ProviderToolCall
         )
-    }
-}
-
-/// Token usage of one model call.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct Usage {
-    /// Prompt tokens, including cached ones.
-    pub input_tokens: u64,
-    /// Completion tokens, including reasoning ones.
-    pub output_tokens: u64,
-    /// How the input tokens break down.
-    #[serde(default, skip_serializing_if = "InputTokenDetails::is_empty")]
-    pub input_details: InputTokenDetails,
-    /// How the output tokens break down.
-    #[serde(default, skip_serializing_if = "OutputTokenDetails::is_empty")]
-    pub output_details: OutputTokenDetails,
-    /// Cost in USD, when known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cost: Option<Cost>,
-}
-
-impl Usage {
-    /// Usage with these input and output token counts.
-    pub fn new(input_tokens: u64, output_tokens: u64) -> Self {
-        Self {
-            input_tokens,
-            output_tokens,
-            ..Self::default()
-        }
-    }
-    /// Sets the input tokens read from the provider's prompt cache.
-    pub fn with_cache_read(mut self, n: u64) -> Self {
-        self.input_details.cache_read = Some(n);
-        self
-    }
-    /// Sets the input tokens written to the provider's prompt cache.
-    pub fn with_cache_write(mut self, n: u64) -> Self {
-        self.input_details.cache_write = Some(n);
-        self
-    }
-    /// Sets the reasoning tokens among the output tokens.
-    pub fn with_reasoning(mut self, n: u64) -> Self {
-        self.output_details.reasoning = Some(n);
-        self
-    }
-    /// Sets the cost.
-    pub fn with_cost(mut self, cost: Cost) -> Self {
-        self.cost = Some(cost);
-        self
-    }
-    /// Input plus output tokens (saturating).
-    pub fn total_tokens(&self) -> u64 {
-        self.input_tokens.saturating_add(self.output_tokens)
-    }
-}
-
-/// The parts of the input tokens, where the provider reports them.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct InputTokenDetails {
-    /// Plain text tokens.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub text: Option<u64>,
-    /// Tokens read from the prompt cache.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cache_read: Option<u64>,
-    /// Tokens written to the prompt cache.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cache_write: Option<u64>,
-    /// Audio tokens.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub audio: Option<u64>,
-    /// Image tokens.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image: Option<u64>,
-}
-
-impl InputTokenDetails {
-    fn is_empty(&self) -> bool {
-        *self == Self::default()
-    }
-}
-
-/// The parts of the output tokens, where the provider reports them.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct OutputTokenDetails {
-    /// Plain text tokens.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub text: Option<u64>,
-    /// Reasoning ("thinking") tokens.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reasoning: Option<u64>,
-    /// Audio tokens.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub audio: Option<u64>,
-    /// Image tokens.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image: Option<u64>,
-}
-
-impl OutputTokenDetails {
-    fn is_empty(&self) -> bool {
-        *self == Self::default()
-    }
-}
-
-/// Cost of a model call in USD.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct Cost {
-    /// Cost of the input tokens.
-    pub input: Option<f64>,
-    /// Cost of the output tokens.
-    pub output: Option<f64>,
-    /// Total cost.
-    pub total: Option<f64>,
-}
-
-impl Cost {
-    /// A cost from its parts; the total is their sum.
-    pub fn new(input: f64, output: f64) -> Self {
-        Self {
-            input: Some(input),
-            output: Some(output),
-            total: Some(input + output),
-        }
     }
 }
 
@@ -528,13 +406,96 @@ pub enum SpanStatus {
     Dropped,
 }
 
-/// One ancestor in [`ExportedSpan::ancestry`].
+/// One ancestor in [`ExportedSpan::ancestry`]: what exporters need to know
+/// about a span's ancestors without keeping state (LangSmith's
+/// `dotted_order` needs the ids and start times; the billable-usage rule
+/// needs the types).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Ancestor {
     /// The ancestor's span id.
     pub span_id: SpanId,
-    /// The ancestor's start time.
+    /// The ancestor's start time (UTC).
     pub start_time: DateTime<Utc>,
+    /// The ancestor's type. Spans serialised before this field existed
+    /// read back as [`SpanType::Generic`].
+    #[serde(default = "SpanType::generic")]
+    pub span_type: SpanType,
+}
+
+impl Ancestor {
+    /// An ancestor entry.
+    pub fn new(span_id: SpanId, start_time: DateTime<Utc>, span_type: SpanType) -> Self {
+        Self {
+            span_id,
+            start_time,
+            span_type,
+        }
+    }
+}
+
+/// What applies to a whole trace and travels with every span of it, so that
+/// [`Span::export`](crate::Span::export) and
+/// [`Observability::rebuild_span`](crate::Observability::rebuild_span) carry
+/// it across processes and exporters can tell trace-level facts from
+/// span-level ones.
+///
+/// The trace's tags, user and session are on each span itself
+/// ([`ExportedSpan::tags`], [`ExportedSpan::user_id`], [`ExportedSpan::session_id`]).
+/// Shared by every span of a trace in one process (one allocation per trace).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct TraceContext {
+    /// Trace-level metadata from [`TracingOptions::metadata`](crate::TracingOptions::metadata),
+    /// including `metadata.<exporter>` directives. When a span ends, these
+    /// keys are merged into its own [`ExportedSpan::metadata`] (the span's
+    /// keys win); here they stay apart, so exporters know which keys are the
+    /// trace's.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub metadata: Map<String, Value>,
+    /// Inputs of this trace are never recorded.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hide_input: bool,
+    /// Outputs of this trace are never recorded.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hide_output: bool,
+    /// The trace began elsewhere: this process continues it (a supplied
+    /// `trace_id`, `traceparent` or upstream parent). Its spans never claim
+    /// trace-level fields (name, input, output) at a destination; see
+    /// [`ExportedSpan::is_trace_root`].
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub continued: bool,
+    /// The trace's sampling decision, made once at its root. An unsampled
+    /// span exports as a token whose rebuild records nothing either.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub sampled: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+impl Default for TraceContext {
+    fn default() -> Self {
+        Self {
+            metadata: Map::new(),
+            hide_input: false,
+            hide_output: false,
+            continued: false,
+            sampled: true,
+        }
+    }
+}
+
+impl TraceContext {
+    /// Whether this is the default context (nothing set): not serialised.
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// A span as exporters see it: complete in every `Ended` event, so an exporter
@@ -600,6 +561,24 @@ pub struct ExportedSpan {
     /// Root-to-parent chain of exported ancestors, shared between siblings.
     #[serde(default, skip_serializing_if = "<[Ancestor]>::is_empty")]
     pub ancestry: Arc<[Ancestor]>,
+    /// What applies to the whole trace: trace metadata, privacy flags,
+    /// continuation, sampling. Shared by the trace's spans.
+    #[serde(
+        default = "default_trace_context",
+        skip_serializing_if = "trace_context_is_default"
+    )]
+    pub trace_context: Arc<TraceContext>,
+}
+
+fn trace_context_is_default(c: &Arc<TraceContext>) -> bool {
+    c.is_default()
+}
+
+/// The shared default trace context (no allocation per span).
+pub(crate) fn default_trace_context() -> Arc<TraceContext> {
+    static DEFAULT: std::sync::LazyLock<Arc<TraceContext>> =
+        std::sync::LazyLock::new(|| Arc::new(TraceContext::default()));
+    DEFAULT.clone()
 }
 
 /// The shared empty tag list (no allocation per trace).
@@ -660,6 +639,7 @@ impl ExportedSpan {
             is_root: true,
             status: SpanStatus::Running,
             ancestry: no_ancestors(),
+            trace_context: default_trace_context(),
         }
     }
 
@@ -683,6 +663,64 @@ impl ExportedSpan {
     /// Whether the span ended (it is complete).
     pub fn is_ended(&self) -> bool {
         self.end_time.is_some()
+    }
+
+    /// Whether this span's trace began elsewhere and this process continues
+    /// it (see [`TraceContext::continued`]).
+    pub fn is_continued(&self) -> bool {
+        self.trace_context.continued
+    }
+
+    /// Whether this span is the root of its whole trace — the span that began
+    /// it — and so owns the trace-level fields a destination shows: the
+    /// trace's name, input and output (and a vendor's "this is the root"
+    /// marker). A root in this process that continues an upstream trace is
+    /// not ([`ExportedSpan::is_continued`]); a rebuilt root is, wherever it
+    /// ends.
+    pub fn is_trace_root(&self) -> bool {
+        self.is_root && !self.trace_context.continued
+    }
+
+    /// Whether an exported ancestor of this span calls a model.
+    pub fn has_model_ancestor(&self) -> bool {
+        self.ancestry.iter().any(|a| a.span_type.is_model())
+    }
+
+    /// The usage that counts toward the trace's billable totals, by the one
+    /// rule every exporter and the store apply: a model span's usage is
+    /// billable when no exported ancestor is a model span. The outermost
+    /// model span of a chain (a generation) carries the tokens; the steps,
+    /// inferences and chunks inside it report the same tokens again in more
+    /// detail and are not counted. When a model span type is excluded from
+    /// export, its descendants move up and carry the usage instead.
+    ///
+    /// Record a generation's total on the generation itself; usage set only
+    /// on nested steps is shown on them but not billed.
+    ///
+    /// ```
+    /// use aiobs_core::{InMemoryExporter, ModelAttributes, Observability, SpanOptions, SpanType, Usage};
+    ///
+    /// let memory = InMemoryExporter::new();
+    /// let obs = Observability::builder().exporter(memory.clone()).build()?;
+    /// let run = obs.start_span(SpanOptions::new("agent", SpanType::AgentRun));
+    /// let mut generation = run.child(SpanOptions::new("chat", SpanType::ModelGeneration));
+    /// let mut step = generation.child(SpanOptions::new("step 1", SpanType::ModelStep));
+    /// step.set_usage(Usage::new(60, 10));
+    /// step.end();
+    /// generation.set_usage(Usage::new(60, 10));
+    /// generation.end();
+    /// drop(run);
+    /// obs.flush_blocking(std::time::Duration::from_secs(5));
+    /// let spans = memory.ended_spans();
+    /// let billable: u64 = spans.iter().filter_map(|s| s.billable_usage()).map(|u| u.total_tokens()).sum();
+    /// assert_eq!(billable, 70); // the generation's, not twice
+    /// # Ok::<(), aiobs_core::BuildError>(())
+    /// ```
+    pub fn billable_usage(&self) -> Option<&Usage> {
+        if !self.span_type.is_model() || self.has_model_ancestor() {
+            return None;
+        }
+        self.attributes.usage()
     }
 }
 

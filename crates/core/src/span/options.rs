@@ -12,10 +12,17 @@ use crate::payload::{SerializationLimits, capture};
 
 /// Trace-level context for a root span: continue an upstream trace, and tag
 /// the whole trace.
+///
+/// Everything here applies to every span of the trace and travels with
+/// [`Span::export`](crate::Span::export) to a rebuilt span in another
+/// process ([`ExportedSpan::trace_context`](crate::ExportedSpan::trace_context)).
+/// A trace continued from upstream (`trace_id`, `parent_span_id` or
+/// `traceparent` given) is marked so: its spans never claim trace-level
+/// fields (name, input, output) at a destination.
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct TracingOptions {
-    /// Use this trace id instead of a fresh one.
+    /// Use this trace id instead of a fresh one (continues that trace).
     pub trace_id: Option<TraceId>,
     /// The upstream span this root continues.
     pub parent_span_id: Option<SpanId>,
@@ -29,9 +36,9 @@ pub struct TracingOptions {
     pub user_id: Option<String>,
     /// Conversation or session.
     pub session_id: Option<String>,
-    /// Do not record inputs in this trace.
+    /// Never record inputs in this trace, in this process or after a rebuild.
     pub hide_input: bool,
-    /// Do not record outputs in this trace.
+    /// Never record outputs in this trace, in this process or after a rebuild.
     pub hide_output: bool,
 }
 
@@ -78,7 +85,8 @@ impl TracingOptions {
         Ok(self)
     }
 
-    /// Uses this trace id.
+    /// Uses this trace id: continues the trace of that id (without a known
+    /// parent span).
     #[must_use]
     pub fn trace_id(mut self, id: TraceId) -> Self {
         self.trace_id = Some(id);
@@ -117,13 +125,13 @@ impl TracingOptions {
         );
         self
     }
-    /// Hides inputs.
+    /// Hides inputs: no span of the trace records one, even after export and rebuild.
     #[must_use]
     pub fn hide_input(mut self) -> Self {
         self.hide_input = true;
         self
     }
-    /// Hides outputs.
+    /// Hides outputs: no span of the trace records one, even after export and rebuild.
     #[must_use]
     pub fn hide_output(mut self) -> Self {
         self.hide_output = true;

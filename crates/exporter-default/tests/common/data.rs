@@ -105,10 +105,11 @@ pub(crate) fn rich_trace(start: i64, user: &str, session: &str, tags: &[&str]) -
                 .with_reasoning(16),
         )
         .into();
-    generation.ancestry = vec![aiobs_core::Ancestor {
-        span_id: root.span_id,
-        start_time: root.start_time,
-    }]
+    generation.ancestry = vec![aiobs_core::Ancestor::new(
+        root.span_id,
+        root.start_time,
+        root.span_type,
+    )]
     .into();
 
     let mut step = tf(span(
