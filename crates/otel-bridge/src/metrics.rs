@@ -134,7 +134,9 @@ impl GenAiMetrics {
         });
     }
 
-    /// Records one acknowledged span, if it is a model call.
+    /// Records one acknowledged span, if it is a client operation not nested
+    /// in another model call (a step inside its generation would count the
+    /// generation's tokens and time twice: `ExportedSpan::billable_usage`).
     pub(crate) fn record(&self, span: &ExportedSpan) {
         let Some(i) = self.instruments.get() else {
             return;
@@ -142,6 +144,9 @@ impl GenAiMetrics {
         let Some(op) = Operation::of(span).filter(|op| op.is_client_call()) else {
             return;
         };
+        if span.has_model_ancestor() {
+            return;
+        }
         let attrs = attributes(span, op);
         if let Some(d) = span.duration() {
             let mut with_error = attrs.clone();
@@ -156,7 +161,7 @@ impl GenAiMetrics {
             }
             i.duration.record(d.as_secs_f64(), &with_error);
         }
-        if let Some(u) = span.attributes.usage() {
+        if let Some(u) = span.billable_usage() {
             for (kind, n) in [("input", u.input_tokens), ("output", u.output_tokens)] {
                 let mut a = attrs.clone();
                 a.push(KeyValue::new(semconv::GEN_AI_TOKEN_TYPE, kind));

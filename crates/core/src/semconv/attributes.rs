@@ -121,7 +121,7 @@ pub type Attribute<'a> = (&'static str, AttrValue<'a>);
 /// | model: streaming | `gen_ai.request.stream` |
 /// | model: response model, id, finish reason | `gen_ai.response.model`, `.id`, `.finish_reasons` (a one-element array) |
 /// | model: completion start | `gen_ai.response.time_to_first_chunk` (seconds after the span's start) |
-/// | usage | `gen_ai.usage.input_tokens` (cached included), `.output_tokens` (reasoning included), `.cache_read.input_tokens`, `.cache_creation.input_tokens`, `.reasoning.output_tokens` |
+/// | billable usage ([`ExportedSpan::billable_usage`]: not a model span nested in another) | `gen_ai.usage.input_tokens` (cached included), `.output_tokens` (reasoning included), `.cache_read.input_tokens`, `.cache_creation.input_tokens`, `.reasoning.output_tokens` |
 /// | agent | `gen_ai.agent.name` ([`agent_name`]), `gen_ai.agent.id` (`AgentAttributes::agent_id`, else the entity id) |
 /// | tool | `gen_ai.tool.name` ([`tool_name`]), `.type`, `.description` |
 /// | workflow run | `gen_ai.workflow.name` (the span name) |
@@ -177,7 +177,9 @@ pub fn attributes<'a>(span: &'a ExportedSpan, opts: AttributeOptions) -> Vec<Att
                     AttrValue::Double(d.as_secs_f64()),
                 ));
             }
-            if let Some(u) = &m.usage {
+            // One rule for every exporter: a step inside its generation
+            // reports the generation's tokens again and is not billed.
+            if let Some(u) = span.billable_usage() {
                 usage(u, &mut out);
             }
         }
@@ -247,16 +249,42 @@ pub fn attributes<'a>(span: &'a ExportedSpan, opts: AttributeOptions) -> Vec<Att
 
 /// The usage attributes (all five registry keys that apply).
 fn usage<'a>(u: &Usage, out: &mut Vec<Attribute<'a>>) {
-    out.push((GEN_AI_USAGE_INPUT_TOKENS, u.input_tokens.into()));
-    out.push((GEN_AI_USAGE_OUTPUT_TOKENS, u.output_tokens.into()));
+    usage_with_names(u, USAGE_NAMES, out);
+}
+
+/// The five usage attribute names: input, output, cache read, cache
+/// creation, reasoning.
+pub type UsageNames = [&'static str; 5];
+
+const USAGE_NAMES: UsageNames = [
+    GEN_AI_USAGE_INPUT_TOKENS,
+    GEN_AI_USAGE_OUTPUT_TOKENS,
+    GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
+    GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
+    GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
+];
+
+/// Usage under other names: for the usage of a model span that is not
+/// billable (an exporter that still wants to show it writes it under names
+/// of its own, which backends do not add up).
+pub fn usage_attributes<'a>(u: &Usage, names: UsageNames) -> Vec<Attribute<'a>> {
+    let mut out = Vec::with_capacity(5);
+    usage_with_names(u, names, &mut out);
+    out
+}
+
+fn usage_with_names<'a>(u: &Usage, names: UsageNames, out: &mut Vec<Attribute<'a>>) {
+    let [input, output, cache_read, cache_creation, reasoning] = names;
+    out.push((input, u.input_tokens.into()));
+    out.push((output, u.output_tokens.into()));
     if let Some(n) = u.input_details.cache_read {
-        out.push((GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, n.into()));
+        out.push((cache_read, n.into()));
     }
     if let Some(n) = u.input_details.cache_write {
-        out.push((GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, n.into()));
+        out.push((cache_creation, n.into()));
     }
     if let Some(n) = u.output_details.reasoning {
-        out.push((GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, n.into()));
+        out.push((reasoning, n.into()));
     }
 }
 
@@ -587,6 +615,37 @@ mod tests {
         let step = span("step", SpanType::WorkflowStep);
         assert!(attributes(&step, AttributeOptions::default()).is_empty());
         assert!(!content_has_convention(&step));
+    }
+
+    #[test]
+    fn a_step_inside_its_generation_is_not_billed_again() {
+        let mut step = span("step 0", SpanType::ModelStep);
+        step.attributes = ModelAttributes::new("gpt-4o-mini", "openai")
+            .with_usage(Usage::new(120, 30))
+            .into();
+        let billed = attributes(&step, AttributeOptions::default());
+        assert_eq!(
+            map(&billed)["gen_ai.usage.input_tokens"],
+            &AttrValue::Int(120)
+        );
+        step.ancestry = Arc::from(vec![crate::Ancestor::new(
+            SpanId::random(),
+            step.start_time,
+            SpanType::ModelGeneration,
+        )]);
+        let nested = attributes(&step, AttributeOptions::default());
+        assert!(
+            !map(&nested).contains_key("gen_ai.usage.input_tokens"),
+            "the generation carries these tokens"
+        );
+        let own = usage_attributes(
+            step.attributes.usage().unwrap(),
+            ["a.in", "a.out", "a.cr", "a.cw", "a.r"],
+        );
+        assert_eq!(
+            own,
+            vec![("a.in", AttrValue::Int(120)), ("a.out", AttrValue::Int(30))]
+        );
     }
 
     #[test]

@@ -46,7 +46,8 @@ mod attributes;
 mod messages;
 
 pub use attributes::{
-    AttrValue, Attribute, AttributeOptions, attributes, content_has_convention, unmapped_parameters,
+    AttrValue, Attribute, AttributeOptions, UsageNames, attributes, content_has_convention,
+    unmapped_parameters, usage_attributes,
 };
 
 /// The semantic conventions version followed (see the module docs).

@@ -16,7 +16,8 @@
 //! | `metadata.<key>` | `metadata.<key>` (strings, numbers, booleans and uniform arrays as themselves, other JSON as text); `metadata.otel.attributes` is copied verbatim as attributes |
 //! | span type | `aiobs.span.type` (e.g. `model_step`), so a reader can tell types the conventions merge |
 //! | model parameters the conventions do not name | `aiobs.request.<key>` |
-//! | cost | `gen_ai.usage.cost` (USD, total; read by Langfuse, not in the registry) |
+//! | cost of billable usage | `gen_ai.usage.cost` (USD, total; read by Langfuse, not in the registry) |
+//! | usage of a model span nested in another (not billable, see `ExportedSpan::billable_usage`) | `aiobs.usage.input_tokens`, `.output_tokens`, `.cache_read.input_tokens`, ... (backends do not add these up) |
 //! | input / output of spans without a GenAI message attribute, when capture is on | `input.value` / `output.value` (OpenInference's names, read by Phoenix, Arize and Langfuse) |
 
 use std::time::SystemTime;
@@ -32,6 +33,15 @@ use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 use serde_json::Value;
 
 pub(crate) mod value;
+
+/// Where the usage of a model span nested in another goes.
+const NESTED_USAGE: semconv::UsageNames = [
+    "aiobs.usage.input_tokens",
+    "aiobs.usage.output_tokens",
+    "aiobs.usage.cache_read.input_tokens",
+    "aiobs.usage.cache_creation.input_tokens",
+    "aiobs.usage.reasoning.output_tokens",
+];
 
 /// The metadata key under which this exporter reads its own settings.
 pub(crate) const METADATA_KEY: &str = "otel";
@@ -107,9 +117,20 @@ impl Mapper {
                 value::from_json(v),
             ));
         }
+        // A model span inside another reports tokens the outer one already
+        // carries (`ExportedSpan::billable_usage`): shown under our own
+        // names, which backends do not add up.
+        if span.billable_usage().is_none()
+            && let Some(u) = span.attributes.usage()
+        {
+            out.extend(
+                semconv::usage_attributes(u, NESTED_USAGE)
+                    .into_iter()
+                    .map(|(k, v)| KeyValue::new(k, value::from_attr(v))),
+            );
+        }
         if let Some(total) = span
-            .attributes
-            .usage()
+            .billable_usage()
             .and_then(|u| u.cost.as_ref())
             .and_then(|c| c.total)
             .filter(|t| t.is_finite())
