@@ -43,6 +43,8 @@ fn main() -> ExitCode {
                     "aiobs-exporter-cloud",
                     "-p",
                     "aiobs-exporter-langfuse",
+                    "-p",
+                    "aiobs-otel-bridge",
                     "--test",
                     "conformance",
                     "--test",
