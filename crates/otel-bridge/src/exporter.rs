@@ -68,14 +68,11 @@ pub const NAME: &str = "otel";
 /// ```
 pub struct OtelExporter<E = opentelemetry_otlp::SpanExporter> {
     name: String,
-    exporter: Arc<Mutex<E>>,
-    mapper: Mapper,
+    /// What `export` runs, off the pipeline's thread.
+    delivery: Delivery<E>,
     service_name: Option<String>,
     resource_attributes: Vec<(String, String)>,
-    /// How answers are read: through our transport (classified), or only from `E`'s result.
-    answers: Answers,
     traces_url: Option<String>,
-    metrics: Option<Arc<GenAiMetrics>>,
     batch_policy: BatchPolicy,
     retry_policy: RetryPolicy,
     shut_down: AtomicBool,
@@ -95,7 +92,7 @@ impl<E> std::fmt::Debug for OtelExporter<E> {
             .field("name", &self.name)
             .field("traces_url", &self.traces_url)
             .field("service_name", &self.service_name)
-            .field("metrics", &self.metrics.is_some())
+            .field("metrics", &self.delivery.metrics.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -175,17 +172,19 @@ impl OtelExporterBuilder {
     ) -> OtelExporter<E> {
         OtelExporter {
             name: self.name,
-            exporter: Arc::new(Mutex::new(exporter)),
-            mapper: Mapper::new(
-                aiobs_core::semconv::AttributeOptions::default()
-                    .capture_content(cfg.capture_content)
-                    .stability(cfg.stability),
-            ),
+            delivery: Delivery {
+                exporter: Arc::new(Mutex::new(exporter)),
+                mapper: Arc::new(Mapper::new(
+                    aiobs_core::semconv::AttributeOptions::default()
+                        .capture_content(cfg.capture_content)
+                        .stability(cfg.stability),
+                )),
+                answers,
+                metrics,
+            },
             service_name: self.service_name,
             resource_attributes: cfg.resource.clone(),
-            answers,
             traces_url,
-            metrics,
             batch_policy: self.batch_policy,
             retry_policy: cfg.retry_policy,
             shut_down: AtomicBool::new(false),
@@ -238,7 +237,66 @@ impl<E> OtelExporter<E> {
     }
 }
 
-impl<E: SpanExporter + 'static> OtelExporter<E> {
+/// Mapping, sending and reading the answers of one `export` call. Runs on
+/// tokio's blocking pool, not the pipeline's thread: mapping and OTLP
+/// encoding cost CPU (a few microseconds per span) that would otherwise
+/// delay the pipeline's routing and every other exporter's worker.
+struct Delivery<E> {
+    exporter: Arc<Mutex<E>>,
+    mapper: Arc<Mapper>,
+    /// How answers are read: through our transport (classified), or only from `E`'s result.
+    answers: Answers,
+    metrics: Option<Arc<GenAiMetrics>>,
+}
+
+impl<E> Clone for Delivery<E> {
+    fn clone(&self) -> Self {
+        Self {
+            exporter: self.exporter.clone(),
+            mapper: self.mapper.clone(),
+            answers: self.answers,
+            metrics: self.metrics.clone(),
+        }
+    }
+}
+
+impl<E: SpanExporter + 'static> Delivery<E> {
+    /// Exports the ended spans of `batch`: the result `Exporter::export` returns.
+    async fn export(&self, batch: &ExportBatch) -> Result<ExportOutcome, ExportError> {
+        let spans = ended_spans(batch);
+        let indices: Vec<usize> = spans.iter().map(|(i, _)| *i).collect();
+        let mut by_position: Vec<Option<&ExportedSpan>> = vec![None; batch.len()];
+        for (i, s) in &spans {
+            by_position[*i] = Some(*s);
+        }
+        // `send_split` only hands back positions taken from `indices`.
+        let span_at = |i: usize| by_position.get(i).copied().flatten();
+        // `SpanExporter::export` must not run concurrently: one call at a time.
+        let exporter = self.exporter.lock().await;
+        let mut results = BatchResults::new();
+        send_split(&indices, &mut results, |part| {
+            let data: Vec<SpanData> = part
+                .iter()
+                .filter_map(|&i| span_at(i))
+                .map(|s| self.mapper.span_data(s))
+                .collect();
+            let exporter = &*exporter;
+            async move {
+                let out = self.send(exporter, data, part).await;
+                if out.is_ok()
+                    && let Some(m) = &self.metrics
+                {
+                    for s in part.iter().filter_map(|&i| span_at(i)) {
+                        m.record(s);
+                    }
+                }
+                out
+            }
+        })
+        .await;
+        results.into_outcome()
+    }
+
     /// Sends one request's spans and reads the answer.
     async fn send(
         &self,
@@ -450,8 +508,8 @@ impl<E: SpanExporter + 'static> Exporter for OtelExporter<E> {
 
     async fn init(&self, ctx: &ExporterContext) -> Result<(), ExportError> {
         let resource = self.resource(&ctx.service_name);
-        self.exporter.lock().await.set_resource(&resource);
-        if let Some(m) = &self.metrics {
+        self.delivery.exporter.lock().await.set_resource(&resource);
+        if let Some(m) = &self.delivery.metrics {
             m.start(resource);
         }
         Ok(())
@@ -464,49 +522,35 @@ impl<E: SpanExporter + 'static> Exporter for OtelExporter<E> {
                 self.name
             )));
         }
-        let spans = ended_spans(batch);
-        let indices: Vec<usize> = spans.iter().map(|(i, _)| *i).collect();
-        let mut by_position: Vec<Option<&ExportedSpan>> = vec![None; batch.len()];
-        for (i, s) in &spans {
-            by_position[*i] = Some(*s);
-        }
-        // `send_split` only hands back positions taken from `indices`.
-        let span_at = |i: usize| by_position.get(i).copied().flatten();
-        // `SpanExporter::export` must not run concurrently: one call at a time.
-        let exporter = self.exporter.lock().await;
-        let mut results = BatchResults::new();
-        send_split(&indices, &mut results, |part| {
-            let data: Vec<SpanData> = part
-                .iter()
-                .filter_map(|&i| span_at(i))
-                .map(|s| self.mapper.span_data(s))
-                .collect();
-            let exporter = &*exporter;
-            async move {
-                let out = self.send(exporter, data, part).await;
-                if out.is_ok()
-                    && let Some(m) = &self.metrics
-                {
-                    for s in part.iter().filter_map(|&i| span_at(i)) {
-                        m.record(s);
-                    }
+        let delivery = self.delivery.clone();
+        let events = batch.to_vec();
+        let runtime = tokio::runtime::Handle::current();
+        // When this call is dropped (the worker's attempt timeout), the
+        // sender drops and the delivery is cancelled with its request, as an
+        // export on the pipeline's thread would be: a late answer from a
+        // hung backend must not deliver the batch a second time.
+        let (_cancel_on_drop, cancelled) = tokio::sync::oneshot::channel::<()>();
+        tokio::task::spawn_blocking(move || {
+            runtime.block_on(async {
+                tokio::select! {
+                    result = delivery.export(&events) => result,
+                    _ = cancelled => Err(ExportError::transient("export cancelled")),
                 }
-                out
-            }
+            })
         })
-        .await;
-        results.into_outcome()
+        .await
+        .unwrap_or_else(|_| Err(ExportError::permanent("the OTLP export panicked")))
     }
 
     async fn flush(&self, deadline: Instant) -> Result<(), ExportError> {
         // Nothing is buffered here; a SpanExporter of the user's own may buffer.
-        let exporter = self.exporter.clone();
+        let exporter = self.delivery.exporter.clone();
         let flushed = blocking(deadline, "SpanExporter::force_flush", move || {
             exporter.blocking_lock().force_flush()
         })
         .await?;
         flushed.map_err(sdk_error)?;
-        if let Some(m) = &self.metrics {
+        if let Some(m) = &self.delivery.metrics {
             m.export(deadline).await?;
         }
         Ok(())
@@ -515,7 +559,7 @@ impl<E: SpanExporter + 'static> Exporter for OtelExporter<E> {
     async fn shutdown(&self, deadline: Instant) -> Result<(), ExportError> {
         let flushed = self.flush(deadline).await;
         self.shut_down.store(true, Ordering::Release);
-        let exporter = self.exporter.clone();
+        let exporter = self.delivery.exporter.clone();
         let left = deadline
             .saturating_duration_since(Instant::now())
             .max(Duration::from_millis(1));
@@ -527,7 +571,7 @@ impl<E: SpanExporter + 'static> Exporter for OtelExporter<E> {
             Ok(()) | Err(OTelSdkError::AlreadyShutdown) => Ok(()),
             Err(e) => Err(sdk_error(e)),
         });
-        if let Some(m) = &self.metrics {
+        if let Some(m) = &self.delivery.metrics {
             m.shutdown();
         }
         flushed.and(closed)

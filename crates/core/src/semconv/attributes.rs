@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use serde_json::Value;
 
-use super::messages::{Side, system_instructions, to_messages};
+use super::messages::{Side, system_instructions, to_messages_text};
 use super::*;
 use crate::span::{ExportedSpan, SpanAttributes, SpanStatus, Usage};
 
@@ -430,13 +430,13 @@ fn content<'a>(span: &'a ExportedSpan, op: Option<Operation>, out: &mut Vec<Attr
             if let Some(i) = &span.input {
                 out.push((
                     GEN_AI_INPUT_MESSAGES,
-                    to_messages(i, Side::Input, fr).to_string().into(),
+                    to_messages_text(i, Side::Input, fr).into(),
                 ));
             }
             if let Some(o) = &span.output {
                 out.push((
                     GEN_AI_OUTPUT_MESSAGES,
-                    to_messages(o, Side::Output, fr).to_string().into(),
+                    to_messages_text(o, Side::Output, fr).into(),
                 ));
             }
         }
