@@ -248,16 +248,15 @@ fn round(side: &dyn Side, server: &ScriptedHttpServer, spans: usize, f: &mut Fig
     side.emit(spans);
     let emitted_at = t.elapsed();
     let flushed = side.flush();
-    if std::env::var_os("PROBE").is_some() {
+    if std::env::args().any(|a| a == "--timeline") {
         let reqs = server.requests_to("/v1/traces");
         let gaps: Vec<u128> = reqs
             .windows(2)
             .map(|w| (w[1].received_at - w[0].received_at).as_micros())
             .collect();
         eprintln!(
-            "{}: emit {:?} total {:?} requests {} gaps(us) {:?}",
+            "{}: emitted in {emitted_at:?}, flushed at {:?}; {} requests, first gaps (µs) {:?}",
             side.name(),
-            emitted_at,
             t.elapsed(),
             reqs.len(),
             &gaps[..gaps.len().min(12)]
