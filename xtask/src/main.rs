@@ -45,6 +45,8 @@ fn main() -> ExitCode {
                     "aiobs-exporter-langfuse",
                     "-p",
                     "aiobs-otel-bridge",
+                    "-p",
+                    "aiobs-exporter-sentry",
                     "--test",
                     "conformance",
                     "--test",

@@ -43,6 +43,7 @@
 //! | `cloud` | `cloud`: gzip JSON batches to an HTTP ingest endpoint |
 //! | `langfuse` | `langfuse`: Langfuse (OTLP or ingestion API) |
 //! | `otel` | `exporters::otel`: any OTLP backend with the GenAI semantic conventions, GenAI metrics, trace context both ways |
+//! | `sentry` | `exporters::sentry`: Sentry AI Agents transactions and linked error events |
 //! | `full` | all of the above |
 //!
 //! With no exporter feature the crate still compiles and runs: events are
@@ -64,9 +65,14 @@ pub use aiobs_exporter_langfuse as langfuse;
 
 /// Exporters, one module per destination, each behind its Cargo feature.
 pub mod exporters {
+    /// The Sentry exporter: `aiobs::exporters::sentry::SentryExporter`.
+    #[cfg(feature = "sentry")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sentry")))]
+    pub use aiobs_exporter_sentry as sentry;
     /// OpenTelemetry: `OtelExporter` (any OTLP/HTTP backend, GenAI semantic
     /// conventions and metrics), `OtelBridge` (trace context both ways) and
     /// `OtelProviderExporter` (recording into your own `SdkTracerProvider`).
     #[cfg(feature = "otel")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
     pub use aiobs_otel_bridge as otel;
 }

@@ -13,6 +13,7 @@ use aiobs_core::{
 use aiobs_exporter_cloud::CloudExporter;
 use aiobs_exporter_default::{DatabaseUrl, DefaultExporter, Storage};
 use aiobs_exporter_langfuse::LangfuseExporter;
+use aiobs_exporter_sentry::SentryExporter;
 use aiobs_otel_bridge::OtelExporter;
 
 use crate::{Error, render};
@@ -45,6 +46,10 @@ pub(crate) async fn run(
         let otel = OtelExporter::from_env()?;
         destinations.push(format!("otel ({})", otel.traces_url()));
         builder = builder.exporter(otel);
+    }
+    if std::env::var_os("SENTRY_DSN").is_some() {
+        builder = builder.exporter(SentryExporter::from_env()?);
+        destinations.push("sentry".into());
     }
     let obs = builder.build()?;
 

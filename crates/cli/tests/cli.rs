@@ -12,6 +12,7 @@ fn aiobs(db: &str, args: &[&str]) -> Output {
         .env_remove("AIOBS_CLOUD_ENDPOINT")
         .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
         .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        .env_remove("SENTRY_DSN")
         .env_remove("AIOBS_DATABASE_URL")
         .output()
         .expect("the aiobs binary runs")
@@ -170,6 +171,9 @@ fn demo_sends_to_the_exporters_the_environment_configures() {
         .env("LANGFUSE_BASE_URL", langfuse.url())
         .env("AIOBS_CLOUD_ENDPOINT", ingest.url())
         .env("AIOBS_CLOUD_TOKEN", "demo-token")
+        .env_remove("SENTRY_DSN")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));
@@ -206,6 +210,84 @@ fn demo_sends_to_the_exporters_the_environment_configures() {
     assert!(!ingest.requests_to("/v1/scores").is_empty());
 }
 
+/// Parses a Sentry envelope: its items' headers and payloads.
+fn envelope_items(body: &[u8]) -> Vec<(serde_json::Value, serde_json::Value)> {
+    let mut lines = body.split(|b| *b == b'\n').filter(|l| !l.is_empty());
+    let _header = lines.next().expect("envelope header");
+    let mut items = Vec::new();
+    while let (Some(h), Some(p)) = (lines.next(), lines.next()) {
+        items.push((
+            serde_json::from_slice(h).expect("item header"),
+            serde_json::from_slice(p).expect("item payload"),
+        ));
+    }
+    items
+}
+
+#[test]
+fn demo_sends_its_trace_and_its_error_to_sentry_when_sentry_dsn_is_set() {
+    use aiobs_conformance::http::ScriptedHttpServer;
+    let sentry = ScriptedHttpServer::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let host = sentry
+        .url()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let o = Command::new(env!("CARGO_BIN_EXE_aiobs"))
+        .args([
+            "--db",
+            dir.path().join("aiobs.db").to_str().unwrap(),
+            "demo",
+        ])
+        .env_remove("LANGFUSE_PUBLIC_KEY")
+        .env_remove("AIOBS_CLOUD_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        .env("SENTRY_DSN", format!("http://demo-key@{host}/42"))
+        .env("SENTRY_ENVIRONMENT", "demo")
+        .output()
+        .unwrap();
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("sentry: delivered"), "{out}");
+    let requests = sentry.requests_to("/api/42/envelope/");
+    let items: Vec<_> = requests
+        .iter()
+        .flat_map(|r| envelope_items(&r.body))
+        .collect();
+    let transactions: Vec<_> = items
+        .iter()
+        .filter(|(h, _)| h["type"] == "transaction")
+        .collect();
+    let errors: Vec<_> = items.iter().filter(|(h, _)| h["type"] == "event").collect();
+    assert_eq!(
+        transactions.len(),
+        1,
+        "the demo trace is one transaction: {out}"
+    );
+    let txn = &transactions[0].1;
+    assert_eq!(txn["contexts"]["trace"]["op"], "gen_ai.invoke_agent");
+    assert_eq!(txn["environment"], "demo");
+    let spans = txn["spans"].as_array().unwrap();
+    assert_eq!(spans.len() + 1, 10, "every demo span is in the transaction");
+    assert!(spans.iter().any(|s| s["op"] == "gen_ai.chat"));
+    assert_eq!(
+        errors.len(),
+        1,
+        "the demo's failed tool call is an error event"
+    );
+    let failed = spans
+        .iter()
+        .find(|s| s["span_id"] == errors[0].1["contexts"]["trace"]["span_id"])
+        .expect("the error links to a span of the transaction");
+    assert_eq!(failed["status"], "internal_error");
+    assert!(requests.iter().all(|r| {
+        r.header("x-sentry-auth")
+            .is_some_and(|a| a.contains("sentry_key=demo-key"))
+    }));
+}
+
 #[test]
 fn demo_sends_its_trace_over_otlp_when_the_endpoint_is_set() {
     use aiobs_conformance::http::ScriptedHttpServer;
@@ -219,6 +301,7 @@ fn demo_sends_its_trace_over_otlp_when_the_endpoint_is_set() {
         ])
         .env_remove("LANGFUSE_PUBLIC_KEY")
         .env_remove("AIOBS_CLOUD_ENDPOINT")
+        .env_remove("SENTRY_DSN")
         .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", collector.url())
         .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
@@ -272,6 +355,7 @@ fn pages_continue_with_the_printed_cursor_and_the_store_comes_from_the_environme
             .env_remove("AIOBS_CLOUD_ENDPOINT")
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
             .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            .env_remove("SENTRY_DSN")
             .output()
             .unwrap();
         assert!(o.status.success(), "{}", text(&o));

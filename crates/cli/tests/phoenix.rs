@@ -156,6 +156,7 @@ fn phoenix_reads_the_demo_trace() {
         ])
         .env_remove("LANGFUSE_PUBLIC_KEY")
         .env_remove("AIOBS_CLOUD_ENDPOINT")
+        .env_remove("SENTRY_DSN")
         .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", &phoenix.url)
         .env("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true")

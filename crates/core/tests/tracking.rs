@@ -210,3 +210,42 @@ async fn held_spans_refused_are_counted_and_retryable_ones_stay_pending() {
     drop(root);
     assert!(obs.flush(T).await.is_success());
 }
+
+#[tokio::test]
+async fn bounds_on_roots_and_bytes_release_the_oldest_first() {
+    let (tracking, obs) = gathering(TrackingLimits::default().with_max_traces(1));
+    let a = obs.start_span(SpanOptions::new("a", SpanType::AgentRun));
+    a.child(SpanOptions::new("a-child", SpanType::ToolCall))
+        .end();
+    settle().await;
+    assert_eq!(tracking.held_spans(), 1);
+    let b = obs.start_span(SpanOptions::new("b", SpanType::AgentRun));
+    b.child(SpanOptions::new("b-child", SpanType::ToolCall))
+        .end();
+    settle().await;
+    assert_eq!(tracking.held_spans(), 1, "only one root's spans are held");
+    assert_eq!(
+        calls(&tracking).pop().unwrap(),
+        [named("a-child", Some(Release::OverLimit))],
+        "the oldest root's spans went"
+    );
+    drop((a, b));
+    assert!(obs.flush(T).await.is_success());
+
+    let (tracking, obs) = gathering(TrackingLimits::default().with_max_held_bytes(1));
+    let root = obs.start_span(SpanOptions::new("r", SpanType::AgentRun));
+    root.child(SpanOptions::new("big", SpanType::ToolCall))
+        .end();
+    settle().await;
+    assert_eq!(
+        tracking.held_spans(),
+        0,
+        "over the byte bound: handed over at once"
+    );
+    assert_eq!(
+        calls(&tracking).pop().unwrap(),
+        [named("big", Some(Release::OverLimit))]
+    );
+    drop(root);
+    assert!(obs.flush(T).await.is_success());
+}

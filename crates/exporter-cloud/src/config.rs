@@ -1,10 +1,12 @@
 //! Configuration: the builder, `from_env`, and what can go wrong building.
 
-use std::fmt;
 use std::time::Duration;
 
 use aiobs_core::{BatchPolicy, RetryPolicy, Signal, Signals};
-use aiobs_http::{Auth, ClientError, Compression, HttpClientConfig, HttpTransport};
+use aiobs_http::{
+    Auth, ClientError, Compression, Env, EnvError, HttpClientConfig, HttpTransport, Secret,
+    UrlError, base_url, process_env,
+};
 
 use crate::exporter::CloudExporter;
 
@@ -13,7 +15,8 @@ pub const ENV_ENDPOINT: &str = "AIOBS_CLOUD_ENDPOINT";
 /// The environment variable holding the bearer token.
 pub const ENV_TOKEN: &str = "AIOBS_CLOUD_TOKEN";
 
-/// Why a [`CloudExporter`] could not be built.
+/// Why a [`CloudExporter`] could not be built. Each message names the
+/// setting to fix, in code and in the environment.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CloudBuildError {
@@ -23,21 +26,19 @@ pub enum CloudBuildError {
     /// No token was given, in code or in the environment.
     #[error("no ingest token: call .token(..) or set {ENV_TOKEN}")]
     MissingToken,
-    /// The endpoint is not an `http://` or `https://` URL.
-    #[error("invalid ingest endpoint {endpoint:?}: {reason}")]
-    InvalidEndpoint {
-        /// The endpoint as given.
-        endpoint: String,
-        /// What is wrong with it.
-        reason: String,
-    },
+    /// The endpoint is not an `http://` or `https://` base URL.
+    #[error("invalid ingest endpoint (.endpoint(..) or {ENV_ENDPOINT}): {0}")]
+    InvalidEndpoint(#[source] UrlError),
+    /// The environment configures the exporter only in part.
+    #[error("the environment does not configure the cloud exporter: {0}")]
+    Env(#[from] EnvError),
     /// The HTTP client could not be built, or the token cannot go in a header.
     #[error(transparent)]
     Client(#[from] ClientError),
 }
 
 /// Configures a [`CloudExporter`]. Explicit settings beat the environment,
-/// which beats the defaults.
+/// which beats the defaults, whatever the order of the calls.
 ///
 /// ```
 /// use std::time::Duration;
@@ -52,12 +53,12 @@ pub enum CloudBuildError {
 /// # drop(exporter);
 /// # Ok::<(), aiobs_exporter_cloud::CloudBuildError>(())
 /// ```
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 #[must_use]
 pub struct CloudExporterBuilder {
     pub(crate) name: String,
     pub(crate) endpoint: Option<String>,
-    pub(crate) token: Option<String>,
+    pub(crate) token: Option<Secret>,
     pub(crate) signals: Signals,
     pub(crate) batch_policy: BatchPolicy,
     pub(crate) retry_policy: Option<RetryPolicy>,
@@ -65,18 +66,6 @@ pub struct CloudExporterBuilder {
     pub(crate) compression: Compression,
     pub(crate) max_body_bytes: usize,
     pub(crate) env_proxy: bool,
-}
-
-impl fmt::Debug for CloudExporterBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CloudExporterBuilder")
-            .field("name", &self.name)
-            .field("endpoint", &self.endpoint)
-            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
-            .field("signals", &self.signals)
-            .field("max_body_bytes", &self.max_body_bytes)
-            .finish_non_exhaustive()
-    }
 }
 
 /// Every signal, in a fixed order.
@@ -120,20 +109,21 @@ impl Default for CloudExporterBuilder {
 
 impl CloudExporterBuilder {
     /// Fills the endpoint and token from `AIOBS_CLOUD_ENDPOINT` and
-    /// `AIOBS_CLOUD_TOKEN` where they are set and not already given in code.
+    /// `AIOBS_CLOUD_TOKEN` where they are set (not blank) and not already
+    /// given in code.
     pub fn from_env(self) -> Self {
-        self.env_from(|name| std::env::var(name).ok())
+        self.env_from(process_env)
     }
 
     /// [`CloudExporterBuilder::from_env`] reading variables through `lookup`
     /// (tests, or configuration that is not the process environment).
     pub fn env_from(mut self, lookup: impl Fn(&str) -> Option<String>) -> Self {
-        let read = |name| lookup(name).filter(|v: &String| !v.trim().is_empty());
+        let env = Env::new(&lookup);
         if self.endpoint.is_none() {
-            self.endpoint = read(ENV_ENDPOINT);
+            self.endpoint = env.get(ENV_ENDPOINT);
         }
         if self.token.is_none() {
-            self.token = read(ENV_TOKEN);
+            self.token = env.get(ENV_TOKEN).map(Secret::from);
         }
         self
     }
@@ -145,7 +135,7 @@ impl CloudExporterBuilder {
     }
 
     /// The bearer token.
-    pub fn token(mut self, token: impl Into<String>) -> Self {
+    pub fn token(mut self, token: impl Into<Secret>) -> Self {
         self.token = Some(token.into());
         self
     }
@@ -234,13 +224,14 @@ impl CloudExporterBuilder {
     pub fn build(self) -> Result<CloudExporter, CloudBuildError> {
         let endpoint = self
             .endpoint
+            .as_deref()
+            .ok_or(CloudBuildError::MissingEndpoint)
+            .and_then(|e| base_url(e).map_err(CloudBuildError::InvalidEndpoint))?;
+        let token = self
+            .token
             .clone()
-            .ok_or(CloudBuildError::MissingEndpoint)?;
-        let endpoint = validate_endpoint(&endpoint)?;
-        let token = self.token.clone().ok_or(CloudBuildError::MissingToken)?;
-        if token.trim().is_empty() {
-            return Err(CloudBuildError::MissingToken);
-        }
+            .filter(|t| !t.is_blank())
+            .ok_or(CloudBuildError::MissingToken)?;
         let client = HttpClientConfig::new("cloud")
             .timeout(self.timeout)
             .env_proxy(self.env_proxy)
@@ -255,23 +246,14 @@ impl CloudExporterBuilder {
     }
 }
 
-fn validate_endpoint(endpoint: &str) -> Result<String, CloudBuildError> {
-    let invalid = |reason: &str| CloudBuildError::InvalidEndpoint {
-        endpoint: endpoint.to_owned(),
-        reason: reason.to_owned(),
-    };
-    let url =
-        aiobs_http::reqwest::Url::parse(endpoint.trim()).map_err(|e| invalid(&e.to_string()))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(invalid("the scheme must be http or https"));
-    }
-    if url.host_str().is_none() {
-        return Err(invalid("no host"));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(invalid("a base URL takes no query or fragment"));
-    }
-    Ok(url.as_str().trim_end_matches('/').to_owned())
+/// The variables that together configure the exporter.
+pub(crate) const REQUIRED_ENV: [&str; 2] = [ENV_ENDPOINT, ENV_TOKEN];
+
+/// Whether `lookup` configures the exporter: not at all, fully, or in part (an error).
+pub(crate) fn configured_by(
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<bool, CloudBuildError> {
+    Ok(Env::new(&lookup).configured(&REQUIRED_ENV)?)
 }
 
 #[cfg(test)]
@@ -300,7 +282,7 @@ mod tests {
                 (ENV_TOKEN, "from-env"),
             ]));
         assert_eq!(b.endpoint.as_deref(), Some("http://env:1/"));
-        assert_eq!(b.token.as_deref(), Some("from-code"));
+        assert_eq!(b.token.as_ref().map(Secret::expose), Some("from-code"));
         let e = b.build().unwrap();
         assert_eq!(e.endpoint(), "http://env:1");
     }
@@ -328,7 +310,7 @@ mod tests {
                 .token("t")
                 .build();
             assert!(
-                matches!(r, Err(CloudBuildError::InvalidEndpoint { .. })),
+                matches!(r, Err(CloudBuildError::InvalidEndpoint(_))),
                 "{bad}: {r:?}"
             );
         }
@@ -350,6 +332,17 @@ mod tests {
         assert!(!err.to_string().contains("abc"), "{err}");
         assert!(
             !format!("{:?}", CloudExporterBuilder::default().token("sekrit")).contains("sekrit")
+        );
+    }
+
+    #[test]
+    fn not_configured_is_not_an_error_but_half_configured_is() {
+        assert!(!configured_by(env(&[])).unwrap());
+        assert!(configured_by(env(&[(ENV_ENDPOINT, "http://x"), (ENV_TOKEN, "t")])).unwrap());
+        let err = configured_by(env(&[(ENV_TOKEN, "t"), (ENV_ENDPOINT, " ")])).unwrap_err();
+        assert!(
+            err.to_string().contains("AIOBS_CLOUD_ENDPOINT is not set"),
+            "{err}"
         );
     }
 

@@ -9,10 +9,11 @@ use aiobs_core::{
     BatchPolicy, ErrorClass, ExportBatch, ExportError, ExportOutcome, Exporter, ExporterContext,
     ItemRejection, RetryPolicy, Signals, async_trait,
 };
-use aiobs_http::{BatchResults, HttpTransport, ItemError, SendError, rejections_by_id, send_split};
+use aiobs_http::{BatchResults, HttpTransport, ItemAnswers, ItemError, SendError, send_split};
 
 use crate::config::{CloudBuildError, CloudExporterBuilder};
-use crate::envelope::{EncodedItems, ItemKind};
+use crate::encode::EncodedItems;
+use crate::mapping::ItemKind;
 
 /// Sends spans, logs, metrics, scores and feedback as gzip JSON to an ingest
 /// endpoint with a bearer token. See the crate docs and `docs/exporters.md`.
@@ -60,6 +61,17 @@ impl CloudExporter {
     /// `AIOBS_CLOUD_TOKEN`; a missing one is a [`CloudBuildError`] naming it.
     pub fn from_env() -> Result<Self, CloudBuildError> {
         Self::builder().from_env().build()
+    }
+
+    /// The exporter the environment asks for: `Ok(None)` when neither
+    /// `AIOBS_CLOUD_ENDPOINT` nor `AIOBS_CLOUD_TOKEN` is set (not
+    /// configured: nothing to do), the exporter when both are, and an error
+    /// naming the missing one when only one is (misconfigured).
+    pub fn configured_from_env() -> Result<Option<Self>, CloudBuildError> {
+        if !crate::config::configured_by(aiobs_http::process_env)? {
+            return Ok(None);
+        }
+        Self::from_env().map(Some)
     }
 
     pub(crate) fn new(
@@ -110,36 +122,42 @@ impl CloudExporter {
             .transport
             .post(self.url(items.kind), "application/json", body)
             .await?;
-        if reply.status != 207 {
-            return Ok(Vec::new());
-        }
-        let errors = reply
-            .json()
-            .as_ref()
-            .and_then(|v| v.get("errors"))
-            .and_then(|e| e.as_array())
-            .map(|errors| {
-                errors
-                    .iter()
-                    .filter_map(|e| {
-                        Some(ItemError::new(
-                            e.get("id")?.as_str()?,
-                            u16::try_from(e.get("status")?.as_u64()?).unwrap_or(400),
-                            e.get("message").and_then(|m| m.as_str()).unwrap_or(""),
-                        ))
-                    })
-                    .collect::<Vec<_>>()
-            });
-        match errors {
-            Some(errors) => Ok(rejections_by_id(items.ids(indices), errors)),
-            // A 207 we cannot read: nothing says which items failed. Retrying
-            // all is safe (ids are idempotent); counting all delivered is not.
-            None => Err(SendError::Export(ExportError::transient(format!(
-                "HTTP 207 from {} without a readable `errors` list",
-                self.url(items.kind)
-            )))),
-        }
+        let answers = if reply.status == 207 {
+            multi_status(reply.json())
+        } else {
+            ItemAnswers::AllAccepted
+        };
+        answers.resolve(items.ids(indices))
     }
+}
+
+/// Reads a 207 body: `{"errors": [{"id", "status", "message"}]}`. Anything
+/// else says nothing readable about which items failed.
+fn multi_status(body: Option<serde_json::Value>) -> ItemAnswers {
+    let Some(errors) = body
+        .as_ref()
+        .and_then(|v| v.get("errors"))
+        .and_then(|e| e.as_array())
+    else {
+        return ItemAnswers::Unreadable("HTTP 207 without an `errors` list".into());
+    };
+    let named = errors
+        .iter()
+        .map(|e| {
+            ItemError::new(
+                // An error naming no item leaves the answer ambiguous (see
+                // `ItemAnswers::resolve`): no item of the request is counted delivered.
+                e.get("id").and_then(|i| i.as_str()).unwrap_or_default(),
+                // Without a status the failure may pass: send the item again.
+                e.get("status")
+                    .and_then(|s| s.as_u64())
+                    .and_then(|s| u16::try_from(s).ok())
+                    .unwrap_or(500),
+                e.get("message").and_then(|m| m.as_str()).unwrap_or(""),
+            )
+        })
+        .collect();
+    ItemAnswers::Refused(named)
 }
 
 #[async_trait]

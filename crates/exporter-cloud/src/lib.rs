@@ -41,11 +41,12 @@
 //! None.
 
 mod config;
-mod envelope;
+mod encode;
 mod exporter;
+mod mapping;
 
 /// The request body compression setting, from `aiobs-http`.
 pub use aiobs_http::Compression;
 pub use config::{CloudBuildError, CloudExporterBuilder, ENV_ENDPOINT, ENV_TOKEN};
-pub use envelope::SCHEMA_VERSION;
+pub use encode::SCHEMA_VERSION;
 pub use exporter::CloudExporter;

@@ -1,8 +1,9 @@
 //! Configuration: credentials, endpoint, transport and delivery mode, from
 //! code or from the standard `LANGFUSE_*` environment variables.
 
-use std::fmt;
 use std::time::Duration;
+
+use aiobs_http::{ClientError, Env, EnvError, Secret, UrlError, base_url, process_env};
 
 /// The Langfuse Cloud (EU) endpoint, used when no base URL is configured.
 pub const DEFAULT_BASE_URL: &str = "https://cloud.langfuse.com";
@@ -52,7 +53,8 @@ pub enum DeliveryMode {
 }
 
 /// Why a [`LangfuseExporter`](crate::LangfuseExporter) could not be built.
-#[derive(Debug, Clone, thiserror::Error)]
+/// Each message names the setting to fix, in code and in the environment.
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LangfuseBuildError {
     /// No public key was configured.
@@ -65,42 +67,37 @@ pub enum LangfuseBuildError {
         "Langfuse secret key is missing: call `.secret_key(..)` on the builder or set LANGFUSE_SECRET_KEY (sk-lf-...)"
     )]
     MissingSecretKey,
-    /// The base URL is not an http(s) URL.
+    /// The base URL is not an http(s) base URL.
     #[error(
-        "Langfuse base URL {url:?} is invalid ({reason}); expected e.g. https://cloud.langfuse.com (LANGFUSE_BASE_URL or LANGFUSE_HOST)"
+        "invalid Langfuse base URL (`.base_url(..)`, LANGFUSE_BASE_URL or LANGFUSE_HOST; e.g. https://cloud.langfuse.com): {0}"
     )]
-    InvalidBaseUrl {
-        /// The rejected URL.
-        url: String,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
+    InvalidBaseUrl(#[source] UrlError),
     /// Langfuse accepts environments of lowercase letters, digits, `-` and `_`,
     /// at most 40 characters, not starting with `langfuse`.
     #[error(
         "Langfuse environment {0:?} is invalid: use at most 40 lowercase letters, digits, '-' or '_', not starting with \"langfuse\""
     )]
     InvalidEnvironment(String),
-    /// An environment variable holds a value that cannot be used.
-    #[error("environment variable {name}={value:?} is invalid: {reason}")]
-    InvalidEnvVar {
-        /// The variable.
-        name: &'static str,
-        /// Its value.
-        value: String,
-        /// What was expected.
-        reason: &'static str,
-    },
-    /// The HTTP client could not be created.
+    /// The environment configures the exporter only in part, or holds a
+    /// value that cannot be used.
+    #[error("the environment does not configure the Langfuse exporter: {0}")]
+    Env(#[from] EnvError),
+    /// The HTTP client could not be created, or a key cannot go in a header.
     #[error("could not create the HTTP client for Langfuse: {0}")]
-    Http(String),
+    Client(#[source] ClientError),
+}
+
+impl From<ClientError> for LangfuseBuildError {
+    fn from(e: ClientError) -> Self {
+        Self::Client(e)
+    }
 }
 
 /// The validated configuration of one exporter.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub(crate) struct LangfuseConfig {
     pub(crate) public_key: String,
-    pub(crate) secret_key: String,
+    pub(crate) secret_key: Secret,
     /// Without a trailing slash.
     pub(crate) base_url: String,
     pub(crate) environment: Option<String>,
@@ -113,61 +110,28 @@ pub(crate) struct LangfuseConfig {
     pub(crate) feedback_as_scores: bool,
 }
 
-impl fmt::Debug for LangfuseConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Never print the secret key.
-        f.debug_struct("LangfuseConfig")
-            .field("public_key", &self.public_key)
-            .field("secret_key", &"<redacted>")
-            .field("base_url", &self.base_url)
-            .field("environment", &self.environment)
-            .field("release", &self.release)
-            .field("transport", &self.transport)
-            .field("mode", &self.mode)
-            .field("timeout", &self.timeout)
-            .field("max_event_bytes", &self.max_event_bytes)
-            .finish_non_exhaustive()
-    }
-}
-
 /// Configures a [`LangfuseExporter`](crate::LangfuseExporter).
 ///
-/// Start from [`LangfuseExporter::builder`](crate::LangfuseExporter::builder)
-/// (defaults only) or [`LangfuseExporterBuilder::from_env`] (defaults, then
-/// `LANGFUSE_*` variables); setters called afterwards win over both.
-#[derive(Clone, Default)]
+/// Start from [`LangfuseExporter::builder`](crate::LangfuseExporter::builder);
+/// [`from_env`](Self::from_env) fills what code did not set from the
+/// `LANGFUSE_*` variables. Code beats the environment, which beats the
+/// defaults, whatever the order of the calls.
+#[derive(Debug, Clone, Default)]
 #[must_use]
 pub struct LangfuseExporterBuilder {
     pub(crate) public_key: Option<String>,
-    pub(crate) secret_key: Option<String>,
+    pub(crate) secret_key: Option<Secret>,
     pub(crate) base_url: Option<String>,
     pub(crate) environment: Option<String>,
     pub(crate) release: Option<String>,
-    pub(crate) transport: LangfuseTransport,
+    pub(crate) transport: Option<LangfuseTransport>,
     pub(crate) mode: DeliveryMode,
     pub(crate) timeout: Option<Duration>,
     pub(crate) max_event_bytes: Option<usize>,
     pub(crate) max_request_bytes: Option<usize>,
     pub(crate) no_feedback: bool,
     /// An invalid environment variable, reported by `build`.
-    pub(crate) env_error: Option<LangfuseBuildError>,
-}
-
-impl fmt::Debug for LangfuseExporterBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LangfuseExporterBuilder")
-            .field("public_key", &self.public_key)
-            .field(
-                "secret_key",
-                &self.secret_key.as_ref().map(|_| "<redacted>"),
-            )
-            .field("base_url", &self.base_url)
-            .field("environment", &self.environment)
-            .field("release", &self.release)
-            .field("transport", &self.transport)
-            .field("mode", &self.mode)
-            .finish_non_exhaustive()
-    }
+    pub(crate) env_error: Option<EnvError>,
 }
 
 /// The environment variables [`LangfuseExporterBuilder::from_env`] reads.
@@ -182,8 +146,18 @@ pub const ENV_VARS: [&str; 8] = [
     "LANGFUSE_TRANSPORT",
 ];
 
+/// The variables that together configure the exporter.
+pub(crate) const REQUIRED_ENV: [&str; 2] = ["LANGFUSE_PUBLIC_KEY", "LANGFUSE_SECRET_KEY"];
+
+/// Whether `lookup` configures the exporter: not at all, fully, or in part (an error).
+pub(crate) fn configured_by(
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<bool, LangfuseBuildError> {
+    Ok(Env::new(&lookup).configured(&REQUIRED_ENV)?)
+}
+
 impl LangfuseExporterBuilder {
-    /// Defaults overlaid with the process environment:
+    /// Fills what code did not set from the process environment:
     ///
     /// | variable | sets |
     /// | --- | --- |
@@ -194,50 +168,49 @@ impl LangfuseExporterBuilder {
     /// | `LANGFUSE_TIMEOUT` | request timeout in seconds |
     /// | `LANGFUSE_TRANSPORT` | `otlp` (default) or `ingestion` |
     ///
-    /// Empty variables count as unset. Setters called afterwards win.
-    pub fn from_env() -> Self {
-        Self::from_lookup(|name| std::env::var(name).ok())
+    /// Blank variables count as unset. An unusable value (`LANGFUSE_TIMEOUT=soon`)
+    /// is reported by `build`, naming the variable.
+    pub fn from_env(self) -> Self {
+        self.env_from(process_env)
     }
 
     /// Like [`from_env`](Self::from_env), reading variables through `lookup`
     /// (for tests and for configuration sources other than the process environment).
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
-        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        let mut b = Self {
-            public_key: get("LANGFUSE_PUBLIC_KEY"),
-            secret_key: get("LANGFUSE_SECRET_KEY"),
-            base_url: get("LANGFUSE_BASE_URL").or_else(|| get("LANGFUSE_HOST")),
-            environment: get("LANGFUSE_TRACING_ENVIRONMENT"),
-            release: get("LANGFUSE_RELEASE"),
-            ..Self::default()
-        };
-        if let Some(v) = get("LANGFUSE_TIMEOUT") {
-            match v.trim().parse::<f64>() {
-                Ok(secs) if secs.is_finite() && secs > 0.0 => {
-                    b.timeout = Some(Duration::from_secs_f64(secs));
-                }
-                _ => {
-                    b.env_error = Some(LangfuseBuildError::InvalidEnvVar {
-                        name: "LANGFUSE_TIMEOUT",
-                        value: v,
-                        reason: "expected a positive number of seconds",
-                    });
-                }
+    pub fn env_from(mut self, lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let env = Env::new(&lookup);
+        fill(&mut self.public_key, || env.get("LANGFUSE_PUBLIC_KEY"));
+        fill(&mut self.secret_key, || {
+            env.get("LANGFUSE_SECRET_KEY").map(Secret::from)
+        });
+        fill(&mut self.base_url, || {
+            env.first(&["LANGFUSE_BASE_URL", "LANGFUSE_HOST"])
+        });
+        fill(&mut self.environment, || {
+            env.get("LANGFUSE_TRACING_ENVIRONMENT")
+        });
+        fill(&mut self.release, || env.get("LANGFUSE_RELEASE"));
+        if self.timeout.is_none() {
+            match env.parse("LANGFUSE_TIMEOUT", "a positive number of seconds", |v| {
+                v.parse::<f64>()
+                    .ok()
+                    .filter(|s| s.is_finite() && *s > 0.0)
+                    .map(Duration::from_secs_f64)
+            }) {
+                Ok(t) => self.timeout = t,
+                Err(e) => self.env_error = Some(e),
             }
         }
-        if let Some(v) = get("LANGFUSE_TRANSPORT") {
-            match LangfuseTransport::parse(&v) {
-                Some(t) => b.transport = t,
-                None => {
-                    b.env_error = Some(LangfuseBuildError::InvalidEnvVar {
-                        name: "LANGFUSE_TRANSPORT",
-                        value: v,
-                        reason: "expected `otlp` or `ingestion`",
-                    });
-                }
+        if self.transport.is_none() {
+            match env.parse(
+                "LANGFUSE_TRANSPORT",
+                "`otlp` or `ingestion`",
+                LangfuseTransport::parse,
+            ) {
+                Ok(t) => self.transport = t,
+                Err(e) => self.env_error = Some(e),
             }
         }
-        b
+        self
     }
 
     /// The project's public key (`pk-lf-...`).
@@ -246,7 +219,7 @@ impl LangfuseExporterBuilder {
         self
     }
     /// The project's secret key (`sk-lf-...`).
-    pub fn secret_key(mut self, key: impl Into<String>) -> Self {
+    pub fn secret_key(mut self, key: impl Into<Secret>) -> Self {
         self.secret_key = Some(key.into());
         self
     }
@@ -267,7 +240,7 @@ impl LangfuseExporterBuilder {
     }
     /// Which endpoint to send to (default [`LangfuseTransport::Otlp`]).
     pub fn transport(mut self, transport: LangfuseTransport) -> Self {
-        self.transport = transport;
+        self.transport = Some(transport);
         self
     }
     /// How soon to send (default [`DeliveryMode::Batched`]).
@@ -304,13 +277,15 @@ impl LangfuseExporterBuilder {
     /// Validates the configuration.
     pub(crate) fn into_config(self) -> Result<LangfuseConfig, LangfuseBuildError> {
         if let Some(e) = self.env_error {
-            return Err(e);
+            return Err(e.into());
         }
         let public_key = non_empty(self.public_key).ok_or(LangfuseBuildError::MissingPublicKey)?;
-        let secret_key = non_empty(self.secret_key).ok_or(LangfuseBuildError::MissingSecretKey)?;
-        let base_url = validate_base_url(
-            non_empty(self.base_url).unwrap_or_else(|| DEFAULT_BASE_URL.to_owned()),
-        )?;
+        let secret_key = self
+            .secret_key
+            .filter(|s| !s.is_blank())
+            .ok_or(LangfuseBuildError::MissingSecretKey)?;
+        let base_url = base_url(self.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL))
+            .map_err(LangfuseBuildError::InvalidBaseUrl)?;
         let environment = non_empty(self.environment)
             .map(validate_environment)
             .transpose()?;
@@ -320,7 +295,7 @@ impl LangfuseExporterBuilder {
             base_url,
             environment,
             release: non_empty(self.release),
-            transport: self.transport,
+            transport: self.transport.unwrap_or_default(),
             mode: self.mode,
             timeout: self.timeout.unwrap_or(Duration::from_secs(20)),
             max_event_bytes: self
@@ -336,27 +311,15 @@ impl LangfuseExporterBuilder {
     }
 }
 
-fn non_empty(s: Option<String>) -> Option<String> {
-    s.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+/// Sets `slot` from `value` when code left it unset.
+fn fill<T>(slot: &mut Option<T>, value: impl FnOnce() -> Option<T>) {
+    if slot.is_none() {
+        *slot = value();
+    }
 }
 
-fn validate_base_url(url: String) -> Result<String, LangfuseBuildError> {
-    let bad = |reason| LangfuseBuildError::InvalidBaseUrl {
-        url: url.clone(),
-        reason,
-    };
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))
-        .ok_or_else(|| bad("it must start with http:// or https://"))?;
-    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    if host.is_empty() {
-        return Err(bad("it has no host"));
-    }
-    if rest.contains(['?', '#']) || url.chars().any(char::is_whitespace) {
-        return Err(bad("it must not contain a query, a fragment or spaces"));
-    }
-    Ok(url.trim_end_matches('/').to_owned())
+fn non_empty(s: Option<String>) -> Option<String> {
+    s.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
 }
 
 /// Langfuse's rule for environment names (`^(?!langfuse)[a-z0-9-_]+$`, ≤ 40).
@@ -388,19 +351,20 @@ mod tests {
 
     #[test]
     fn env_provides_credentials_and_host() {
-        let cfg = LangfuseExporterBuilder::from_lookup(lookup(&[
-            ("LANGFUSE_PUBLIC_KEY", "pk-lf-1"),
-            ("LANGFUSE_SECRET_KEY", "sk-lf-1"),
-            ("LANGFUSE_HOST", "http://localhost:3000/"),
-            ("LANGFUSE_TRACING_ENVIRONMENT", "staging"),
-            ("LANGFUSE_RELEASE", "v9"),
-            ("LANGFUSE_TIMEOUT", "2.5"),
-            ("LANGFUSE_TRANSPORT", "ingestion"),
-        ]))
-        .into_config()
-        .unwrap();
+        let cfg = LangfuseExporterBuilder::default()
+            .env_from(lookup(&[
+                ("LANGFUSE_PUBLIC_KEY", "pk-lf-1"),
+                ("LANGFUSE_SECRET_KEY", "sk-lf-1"),
+                ("LANGFUSE_HOST", "http://localhost:3000/"),
+                ("LANGFUSE_TRACING_ENVIRONMENT", "staging"),
+                ("LANGFUSE_RELEASE", "v9"),
+                ("LANGFUSE_TIMEOUT", "2.5"),
+                ("LANGFUSE_TRANSPORT", "ingestion"),
+            ]))
+            .into_config()
+            .unwrap();
         assert_eq!(cfg.public_key, "pk-lf-1");
-        assert_eq!(cfg.secret_key, "sk-lf-1");
+        assert_eq!(cfg.secret_key.expose(), "sk-lf-1");
         assert_eq!(cfg.base_url, "http://localhost:3000");
         assert_eq!(cfg.environment.as_deref(), Some("staging"));
         assert_eq!(cfg.release.as_deref(), Some("v9"));
@@ -411,21 +375,51 @@ mod tests {
 
     #[test]
     fn base_url_wins_over_host_and_code_wins_over_env() {
-        let cfg = LangfuseExporterBuilder::from_lookup(lookup(&[
-            ("LANGFUSE_PUBLIC_KEY", "pk-env"),
-            ("LANGFUSE_SECRET_KEY", "sk-env"),
-            ("LANGFUSE_BASE_URL", "https://eu.example"),
-            ("LANGFUSE_HOST", "https://host.example"),
-        ]))
-        .public_key("pk-code")
-        .into_config()
-        .unwrap();
+        let cfg = LangfuseExporterBuilder::default()
+            .env_from(lookup(&[
+                ("LANGFUSE_PUBLIC_KEY", "pk-env"),
+                ("LANGFUSE_SECRET_KEY", "sk-env"),
+                ("LANGFUSE_BASE_URL", "https://eu.example"),
+                ("LANGFUSE_HOST", "https://host.example"),
+            ]))
+            .public_key("pk-code")
+            .into_config()
+            .unwrap();
         assert_eq!(cfg.base_url, "https://eu.example");
         assert_eq!(cfg.public_key, "pk-code");
+        let before = LangfuseExporterBuilder::default()
+            .public_key("pk-code")
+            .transport(LangfuseTransport::Ingestion)
+            .env_from(lookup(&[
+                ("LANGFUSE_PUBLIC_KEY", "pk-env"),
+                ("LANGFUSE_SECRET_KEY", "sk-env"),
+                ("LANGFUSE_TRANSPORT", "otlp"),
+            ]))
+            .into_config()
+            .unwrap();
+        assert_eq!(before.public_key, "pk-code", "code wins in either order");
+        assert_eq!(before.transport, LangfuseTransport::Ingestion);
         assert_eq!(
             cfg.transport,
             LangfuseTransport::Otlp,
             "OTLP is the default"
+        );
+    }
+
+    #[test]
+    fn not_configured_is_not_an_error_but_half_configured_is() {
+        assert!(!configured_by(lookup(&[("LANGFUSE_HOST", "http://x")])).unwrap());
+        let err = configured_by(lookup(&[("LANGFUSE_PUBLIC_KEY", "pk")])).unwrap_err();
+        assert!(
+            err.to_string().contains("LANGFUSE_SECRET_KEY is not set"),
+            "{err}"
+        );
+        assert!(
+            configured_by(lookup(&[
+                ("LANGFUSE_PUBLIC_KEY", "pk"),
+                ("LANGFUSE_SECRET_KEY", "sk")
+            ]))
+            .unwrap()
         );
     }
 
@@ -442,7 +436,8 @@ mod tests {
 
     #[test]
     fn missing_keys_are_clear_errors() {
-        let e = LangfuseExporterBuilder::from_lookup(lookup(&[("LANGFUSE_SECRET_KEY", "sk")]))
+        let e = LangfuseExporterBuilder::default()
+            .env_from(lookup(&[("LANGFUSE_SECRET_KEY", "sk")]))
             .into_config()
             .unwrap_err();
         assert!(matches!(e, LangfuseBuildError::MissingPublicKey));
@@ -470,7 +465,7 @@ mod tests {
         ] {
             let e = base().base_url(url).into_config().unwrap_err();
             assert!(
-                matches!(e, LangfuseBuildError::InvalidBaseUrl { .. }),
+                matches!(e, LangfuseBuildError::InvalidBaseUrl(_)),
                 "{url}: {e}"
             );
         }
@@ -482,13 +477,14 @@ mod tests {
             );
         }
         assert!(base().environment("prod_eu-1").into_config().is_ok());
-        let e = LangfuseExporterBuilder::from_lookup(lookup(&[
-            ("LANGFUSE_PUBLIC_KEY", "pk"),
-            ("LANGFUSE_SECRET_KEY", "sk"),
-            ("LANGFUSE_TIMEOUT", "soon"),
-        ]))
-        .into_config()
-        .unwrap_err();
+        let e = LangfuseExporterBuilder::default()
+            .env_from(lookup(&[
+                ("LANGFUSE_PUBLIC_KEY", "pk"),
+                ("LANGFUSE_SECRET_KEY", "sk"),
+                ("LANGFUSE_TIMEOUT", "soon"),
+            ]))
+            .into_config()
+            .unwrap_err();
         assert!(e.to_string().contains("LANGFUSE_TIMEOUT"), "{e}");
     }
 }

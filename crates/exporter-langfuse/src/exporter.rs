@@ -10,7 +10,9 @@ use aiobs_core::{
     BatchPolicy, ErrorClass, ExportBatch, ExportError, ExportOutcome, Exporter, ExporterContext,
     ItemRejection, ObservabilityEvent, RetryPolicy, Signal, Signals, SpanEventKind,
 };
-use aiobs_http::{Auth, BatchResults, Compression, HttpClientConfig, HttpTransport, send_split};
+use aiobs_http::{
+    Auth, BatchResults, Compression, HttpClientConfig, HttpTransport, chunk_by_size, send_split,
+};
 
 use crate::config::{
     DeliveryMode, LangfuseBuildError, LangfuseConfig, LangfuseExporterBuilder, LangfuseTransport,
@@ -62,30 +64,34 @@ impl LangfuseExporter {
     /// An exporter configured from `LANGFUSE_*` variables
     /// (see [`LangfuseExporterBuilder::from_env`]).
     pub fn from_env() -> Result<Self, LangfuseBuildError> {
-        LangfuseExporterBuilder::from_env().build()
+        Self::builder().from_env().build()
+    }
+
+    /// The exporter the environment asks for: `Ok(None)` when neither
+    /// `LANGFUSE_PUBLIC_KEY` nor `LANGFUSE_SECRET_KEY` is set (not
+    /// configured: nothing to do), the exporter when both are, and an error
+    /// naming the missing one when only one is (misconfigured).
+    pub fn configured_from_env() -> Result<Option<Self>, LangfuseBuildError> {
+        if !crate::config::configured_by(aiobs_http::process_env)? {
+            return Ok(None);
+        }
+        Self::from_env().map(Some)
     }
 
     pub(crate) fn new(config: LangfuseConfig) -> Result<Self, LangfuseBuildError> {
-        let http_err = |e: aiobs_http::ClientError| LangfuseBuildError::Http(e.to_string());
         let client = HttpClientConfig::new(NAME)
             .timeout(config.timeout)
-            .build()
-            .map_err(http_err)?;
+            .build()?;
         let common = HttpTransport::new(client)
-            .with_auth(Auth::basic(&config.public_key, &config.secret_key))
-            .map_err(http_err)?
-            .with_header("x-langfuse-sdk-name", SDK_NAME)
-            .map_err(http_err)?
-            .with_header("x-langfuse-sdk-version", env!("CARGO_PKG_VERSION"))
-            .map_err(http_err)?
-            .with_header("x-langfuse-public-key", &config.public_key)
-            .map_err(http_err)?;
+            .with_auth(Auth::basic(&config.public_key, config.secret_key.clone()))?
+            .with_header("x-langfuse-sdk-name", SDK_NAME)?
+            .with_header("x-langfuse-sdk-version", env!("CARGO_PKG_VERSION"))?
+            .with_header("x-langfuse-public-key", &config.public_key)?;
         let otlp_http = common
             .clone()
             // "include x-langfuse-ingestion-version=4 to enable real time
             // processing of exported spans" (Langfuse API docs).
-            .with_header("x-langfuse-ingestion-version", "4")
-            .map_err(http_err)?
+            .with_header("x-langfuse-ingestion-version", "4")?
             .with_compression(Compression::Gzip);
         let json_http = common.with_compression(Compression::None);
         Ok(Self {
@@ -200,7 +206,7 @@ impl LangfuseExporter {
                     .otlp_http
                     .post(&url, "application/x-protobuf", body)
                     .await?;
-                Ok(otlp::rejections(part, &reply.body))
+                otlp::answers(&reply.body).resolve(part.iter().map(|&k| (k, "")))
             }
         })
         .await;
@@ -221,11 +227,12 @@ impl LangfuseExporter {
             let url = url.clone();
             async move {
                 let reply = self.json_http.post(&url, "application/json", body).await?;
-                Ok(if reply.status == 207 {
-                    scores_api::rejections(part, |k| scores[k].1.id.as_str(), &reply.body)
+                let answers = if reply.status == 207 {
+                    scores_api::multi_status(&reply.body)
                 } else {
-                    Vec::new()
-                })
+                    aiobs_http::ItemAnswers::AllAccepted
+                };
+                answers.resolve(part.iter().map(|&k| (k, scores[k].1.id.as_str())))
             }
         })
         .await;
@@ -240,7 +247,11 @@ impl LangfuseExporter {
         };
         let items = encoder.outgoing(&p.spans, &p.scores);
         let url = self.url("/api/public/ingestion");
-        for group in ingestion::group_by_size(&items, self.config.max_request_bytes) {
+        for run in chunk_by_size(
+            items.iter().map(|i| i.size()),
+            self.config.max_request_bytes,
+        ) {
+            let group: Vec<usize> = run.collect();
             let all: Vec<usize> = group.iter().map(|&k| items[k].batch_index).collect();
             if let Some(e) = p.results.failure() {
                 // Langfuse already failed as a whole: the rest shares the failure.

@@ -11,8 +11,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use aiobs_core::{ExportError, ItemRejection};
-use aiobs_http::{HttpReply, ItemError, SendError, item_status_class, rejections_by_id};
+use aiobs_core::ItemRejection;
+use aiobs_http::{HttpReply, ItemAnswers, ItemError, SendError};
 
 use crate::mapping::{MappedSpan, Observation, ObservationType, ScoreBody, TraceFields};
 use crate::otlp::iso_time;
@@ -269,27 +269,6 @@ fn model_parameters(p: &Map<String, Value>) -> Map<String, Value> {
         .collect()
 }
 
-/// Cuts items into consecutive groups of at most `max` encoded bytes (an
-/// item larger than `max` travels alone).
-pub(crate) fn group_by_size(items: &[Outgoing], max: usize) -> Vec<Vec<usize>> {
-    let mut groups: Vec<Vec<usize>> = Vec::new();
-    let mut current = Vec::new();
-    let mut bytes = 0;
-    for (k, item) in items.iter().enumerate() {
-        let size = item.size();
-        if !current.is_empty() && bytes + size > max {
-            groups.push(std::mem::take(&mut current));
-            bytes = 0;
-        }
-        bytes += size;
-        current.push(k);
-    }
-    if !current.is_empty() {
-        groups.push(current);
-    }
-    groups
-}
-
 /// The request body carrying the events of `part` (indices into `items`).
 pub(crate) fn request_body(part: &[usize], items: &[Outgoing], public_key: &str) -> Vec<u8> {
     let events: Vec<&Vec<u8>> = part.iter().flat_map(|&k| &items[k].encoded).collect();
@@ -316,56 +295,38 @@ pub(crate) fn request_body(part: &[usize], items: &[Outgoing], public_key: &str)
 
 /// The items of `part` (indices into `items`) a 2xx answer refused. Langfuse
 /// answers 207 with per-event results; an item is refused when any of its
-/// events is, and retried when any of them may succeed later.
+/// events is, and re-sent when any of them may succeed later.
 pub(crate) fn rejections(
     part: &[usize],
     items: &[Outgoing],
     reply: &HttpReply,
 ) -> Result<Vec<ItemRejection>, SendError> {
-    if reply.status != 207 {
-        return Ok(Vec::new());
-    }
-    let Some(mut errors) = multi_status_errors(&reply.body) else {
-        return Err(SendError::Export(ExportError::transient(
-            "Langfuse answered 207 with a body that is not {successes, errors}: results unknown, sending again",
-        )));
+    let answers = if reply.status == 207 {
+        multi_status(&reply.body)
+    } else {
+        ItemAnswers::AllAccepted
     };
-    // `rejections_by_id` keeps the first error per item: retryable ones first.
-    errors.sort_by_key(|e| !item_status_class(e.status).is_retryable());
     let sent = part
         .iter()
         .flat_map(|&k| items[k].events.iter().map(move |ev| (k, ev.id.as_str())));
-    Ok(rejections_by_id(
-        sent,
-        errors
-            .into_iter()
-            .map(|e| ItemError::new(e.id, e.status, e.message)),
-    ))
+    answers.resolve(sent)
 }
 
-/// One failed event of a 207 answer.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct EventError {
-    pub(crate) id: String,
-    pub(crate) status: u16,
-    pub(crate) message: String,
-}
-
-/// Reads the `errors` of a 207 multi-status body. `None` when the body is
-/// not the documented shape (then nothing can be attributed).
-pub(crate) fn multi_status_errors(body: &[u8]) -> Option<Vec<EventError>> {
-    let v: Value = serde_json::from_slice(body).ok()?;
-    let errors = v.get("errors")?.as_array()?;
-    Some(
+/// Reads a 207 body: `{"successes": [...], "errors": [{"id", "status",
+/// "message", "error"}]}`. A body of another shape says nothing readable.
+pub(crate) fn multi_status(body: &[u8]) -> ItemAnswers {
+    let Some(errors) = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("errors").and_then(Value::as_array).cloned())
+    else {
+        return ItemAnswers::Unreadable(
+            "Langfuse answered 207 with a body that is not {successes, errors}".into(),
+        );
+    };
+    ItemAnswers::Refused(
         errors
             .iter()
-            .filter_map(|e| {
-                let id = e.get("id")?.as_str()?.to_owned();
-                let status = e
-                    .get("status")
-                    .and_then(Value::as_u64)
-                    .and_then(|s| u16::try_from(s).ok())
-                    .unwrap_or(500);
+            .map(|e| {
                 let message = [e.get("message"), e.get("error")]
                     .into_iter()
                     .flatten()
@@ -375,11 +336,15 @@ pub(crate) fn multi_status_errors(body: &[u8]) -> Option<Vec<EventError>> {
                     })
                     .collect::<Vec<_>>()
                     .join(": ");
-                Some(EventError {
-                    id,
-                    status,
+                ItemError::new(
+                    // An error naming no event leaves the answer ambiguous.
+                    e.get("id").and_then(Value::as_str).unwrap_or_default(),
+                    e.get("status")
+                        .and_then(Value::as_u64)
+                        .and_then(|s| u16::try_from(s).ok())
+                        .unwrap_or(500),
                     message,
-                })
+                )
             })
             .collect(),
     )
@@ -411,43 +376,27 @@ mod tests {
             "successes": [{"id": "a", "status": 201}],
             "errors": [
                 {"id": "b", "status": 400, "message": "Invalid request data", "error": "bad"},
-                {"id": "c", "status": 500, "message": "boom"},
-                {"status": 500}
+                {"id": "c", "status": 500, "message": "boom"}
             ]
         })
         .to_string();
-        let errs = multi_status_errors(body.as_bytes()).unwrap();
         assert_eq!(
-            errs,
-            vec![
-                EventError {
-                    id: "b".into(),
-                    status: 400,
-                    message: "Invalid request data: bad".into()
-                },
-                EventError {
-                    id: "c".into(),
-                    status: 500,
-                    message: "boom".into()
-                },
-            ]
+            multi_status(body.as_bytes()),
+            ItemAnswers::Refused(vec![
+                ItemError::new("b", 400, "Invalid request data: bad"),
+                ItemError::new("c", 500, "boom"),
+            ])
         );
-        assert_eq!(multi_status_errors(b"not json"), None);
-    }
-
-    #[test]
-    fn groups_respect_the_request_budget() {
-        let item = |n: usize| Outgoing {
-            batch_index: 0,
-            events: Vec::new(),
-            encoded: vec![vec![b'x'; n - 1]],
-        };
-        let items = [item(40), item(40), item(40), item(200), item(10)];
-        assert_eq!(
-            group_by_size(&items, 100),
-            vec![vec![0, 1], vec![2], vec![3], vec![4]],
-            "an oversized item travels alone"
-        );
+        assert!(matches!(
+            multi_status(b"not json"),
+            ItemAnswers::Unreadable(_)
+        ));
+        // An error naming no event: no event of the request is known delivered.
+        let unnamed = json!({"errors": [{"status": 500}]}).to_string();
+        assert!(matches!(
+            multi_status(unnamed.as_bytes()).resolve([(0, "a")]),
+            Err(SendError::Ambiguous(_))
+        ));
     }
 
     #[test]

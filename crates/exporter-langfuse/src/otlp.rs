@@ -2,7 +2,7 @@
 //! mapped spans as OTLP protobuf carrying the `langfuse.*` attributes the
 //! official SDKs set (see `wire/langfuse/v5-otel`).
 
-use aiobs_core::{ErrorClass, ItemRejection};
+use aiobs_http::ItemAnswers;
 use chrono::{DateTime, Utc};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
@@ -243,25 +243,18 @@ impl OtlpEncoder {
     }
 }
 
-/// The spans of `part` a 2xx answer refused. OTLP's partial success gives a
-/// count without naming the spans, so the last `rejected_spans` of the
-/// request are counted as refused (permanently: the server judged them invalid).
-pub(crate) fn rejections(part: &[usize], body: &[u8]) -> Vec<ItemRejection> {
-    let Some((n, why)) = partial_success(body) else {
-        return Vec::new();
-    };
-    part.iter()
-        .rev()
-        .take(usize::try_from(n).unwrap_or(usize::MAX))
-        .map(|&k| ItemRejection {
-            index: k,
-            class: ErrorClass::Permanent,
-            message: format!(
-                "Langfuse refused {n} of {} spans (OTLP partial success, without saying which): {why}",
-                part.len()
-            ),
-        })
-        .collect()
+/// What an OTLP 2xx answer says about the spans of the request. OTLP's
+/// `partial_success` gives a count without naming the spans: the count is
+/// narrowed down by sending the spans again in halves (Langfuse keys
+/// observations by span id, so re-sent spans are not duplicated). A body
+/// that is empty or not an `ExportTraceServiceResponse` carries no per-span
+/// section: the 2xx answers for the whole request (the OTLP spec makes the
+/// body optional, and Langfuse answers JSON).
+pub(crate) fn answers(body: &[u8]) -> ItemAnswers {
+    match partial_success(body) {
+        Some((refused, message)) => ItemAnswers::RefusedCount { refused, message },
+        None => ItemAnswers::AllAccepted,
+    }
 }
 
 /// What an OTLP 2xx answer says: how many spans the server refused, and why.
@@ -359,8 +352,13 @@ mod tests {
             None,
             "so is a body that is not OTLP"
         );
-        let r = rejections(&[4, 5, 6], &body);
-        assert_eq!(r.iter().map(|x| x.index).collect::<Vec<_>>(), vec![6, 5]);
-        assert_eq!(r[0].class, ErrorClass::Permanent);
+        assert_eq!(
+            answers(&body),
+            ItemAnswers::RefusedCount {
+                refused: 2,
+                message: "bad span".into()
+            }
+        );
+        assert_eq!(answers(b""), ItemAnswers::AllAccepted);
     }
 }

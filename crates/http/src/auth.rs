@@ -1,13 +1,13 @@
 //! Authentication headers.
 
-use std::fmt;
-
 use base64::Engine as _;
 use reqwest::header::{AUTHORIZATION, HeaderName, HeaderValue};
 
 use crate::client::ClientError;
+use crate::secret::Secret;
 
-/// How requests authenticate. The secret never appears in `Debug` output.
+/// How requests authenticate. The secret never appears in `Debug` output
+/// (it is held as a [`Secret`]).
 ///
 /// ```
 /// use aiobs_http::Auth;
@@ -20,37 +20,37 @@ use crate::client::ClientError;
 /// assert!(!format!("{auth:?}").contains("sk-lf-2"));
 /// # Ok::<(), aiobs_http::ClientError>(())
 /// ```
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Auth {
     /// No authentication header.
     None,
     /// `Authorization: Bearer <token>`.
-    Bearer(String),
+    Bearer(Secret),
     /// `Authorization: Basic base64(<user>:<password>)`.
     Basic {
         /// User name (Langfuse: the public key).
         user: String,
         /// Password (Langfuse: the secret key).
-        password: String,
+        password: Secret,
     },
     /// A custom header carrying a key, e.g. `x-api-key: <key>`.
     ApiKey {
         /// Header name.
         header: String,
         /// The key.
-        key: String,
+        key: Secret,
     },
 }
 
 impl Auth {
     /// `Authorization: Bearer <token>`.
-    pub fn bearer(token: impl Into<String>) -> Self {
+    pub fn bearer(token: impl Into<Secret>) -> Self {
         Self::Bearer(token.into())
     }
 
     /// `Authorization: Basic ...`.
-    pub fn basic(user: impl Into<String>, password: impl Into<String>) -> Self {
+    pub fn basic(user: impl Into<String>, password: impl Into<Secret>) -> Self {
         Self::Basic {
             user: user.into(),
             password: password.into(),
@@ -58,7 +58,7 @@ impl Auth {
     }
 
     /// `<header>: <key>`.
-    pub fn api_key(header: impl Into<String>, key: impl Into<String>) -> Self {
+    pub fn api_key(header: impl Into<String>, key: impl Into<Secret>) -> Self {
         Self::ApiKey {
             header: header.into(),
             key: key.into(),
@@ -70,10 +70,10 @@ impl Auth {
     pub fn header(&self) -> Result<Option<(HeaderName, HeaderValue)>, ClientError> {
         let (name, value) = match self {
             Self::None => return Ok(None),
-            Self::Bearer(token) => (AUTHORIZATION, format!("Bearer {token}")),
+            Self::Bearer(token) => (AUTHORIZATION, format!("Bearer {}", token.expose())),
             Self::Basic { user, password } => {
-                let encoded =
-                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+                let encoded = base64::engine::general_purpose::STANDARD
+                    .encode(format!("{user}:{}", password.expose()));
                 (AUTHORIZATION, format!("Basic {encoded}"))
             }
             Self::ApiKey { header, key } => {
@@ -83,7 +83,7 @@ impl Auth {
                         reason: e.to_string(),
                     }
                 })?;
-                (name, key.clone())
+                (name, key.expose().to_owned())
             }
         };
         let mut value = HeaderValue::from_str(&value).map_err(|_| ClientError::InvalidHeader {
@@ -93,21 +93,6 @@ impl Auth {
         })?;
         value.set_sensitive(true);
         Ok(Some((name, value)))
-    }
-}
-
-impl fmt::Debug for Auth {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::None => f.write_str("None"),
-            Self::Bearer(_) => f.write_str("Bearer(<redacted>)"),
-            Self::Basic { user, .. } => {
-                write!(f, "Basic {{ user: {user:?}, password: <redacted> }}")
-            }
-            Self::ApiKey { header, .. } => {
-                write!(f, "ApiKey {{ header: {header:?}, key: <redacted> }}")
-            }
-        }
     }
 }
 

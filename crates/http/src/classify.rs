@@ -24,16 +24,24 @@ pub enum SendError {
     /// `413 Payload Too Large`: the same items may go through in smaller requests.
     #[error("payload too large (HTTP 413): {0}")]
     TooLarge(String),
+    /// The answer says some items failed without saying which (see
+    /// [`crate::ItemAnswers::resolve`]): sending them again in smaller
+    /// requests tells them apart.
+    #[error("ambiguous per-item answer: {0}")]
+    Ambiguous(String),
     /// Any other failure, classified for the worker.
     #[error(transparent)]
     Export(#[from] ExportError),
 }
 
 impl SendError {
-    /// The class the worker would give it (413 is `Permanent` once it cannot be split).
+    /// The class the worker would give it (413 is `Permanent` once it cannot
+    /// be split; an ambiguous answer is `Transient`: nothing was counted
+    /// delivered, and the items can be sent again).
     pub fn class(&self) -> ErrorClass {
         match self {
             Self::TooLarge(_) => ErrorClass::Permanent,
+            Self::Ambiguous(_) => ErrorClass::Transient,
             Self::Export(e) => e.class,
         }
     }
@@ -44,6 +52,9 @@ impl From<SendError> for ExportError {
         match e {
             SendError::TooLarge(msg) => {
                 ExportError::permanent(format!("payload too large (HTTP 413): {msg}"))
+            }
+            SendError::Ambiguous(msg) => {
+                ExportError::transient(format!("ambiguous per-item answer: {msg}"))
             }
             SendError::Export(e) => e,
         }

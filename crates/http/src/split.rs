@@ -100,13 +100,17 @@ impl BatchResults {
 }
 
 /// Sends `indices` (positions in the export batch) with `send`, halving any
-/// request answered `413 Payload Too Large` and sending the halves, down to
-/// single items; a single item still too large is rejected as `Permanent`
-/// (counted by the worker as a permanent failure, never retried).
+/// request answered `413 Payload Too Large` or with an ambiguous per-item
+/// answer ([`SendError::Ambiguous`]) and sending the halves, down to single
+/// items. A single item still too large is rejected as `Permanent` (counted
+/// by the worker as a permanent failure, never retried). Halving re-sends
+/// items the destination may already hold: item ids must be idempotent, as
+/// every aiobs exporter's are.
 ///
 /// `send` gets the indices one request must carry and returns the rejections
-/// of a 2xx answer (indices in the batch; empty when all were accepted). After
-/// the first failure that is not a 413, the remaining items are not sent and
+/// of a 2xx answer (indices in the batch; empty when all were accepted) —
+/// usually [`crate::ItemAnswers::resolve`]'s result. After the first failure
+/// that is neither a 413 nor ambiguous, the remaining items are not sent and
 /// share that failure. Requests go one after another, in order.
 ///
 /// ```
@@ -160,6 +164,17 @@ where
                             "item alone exceeds the destination's body limit (HTTP 413): {msg}"
                         ),
                     );
+                } else {
+                    let (left, right) = part.split_at(part.len() / 2);
+                    todo.push(right);
+                    todo.push(left);
+                }
+            }
+            Err(SendError::Ambiguous(msg)) => {
+                if let [index] = part {
+                    // One item cannot be ambiguous; if an answer still is,
+                    // the item is not delivered: send it again later.
+                    results.reject(*index, ErrorClass::Transient, msg);
                 } else {
                     let (left, right) = part.split_at(part.len() / 2);
                     todo.push(right);
@@ -252,6 +267,26 @@ mod tests {
             .copied()
             .collect();
         assert_eq!(accepted, vec![0, 1, 3]);
+    }
+
+    #[test]
+    fn an_ambiguous_answer_is_narrowed_down_to_the_refused_item() {
+        // The destination refuses item 5 and answers with a count only.
+        let (out, sent) = run(8, |part, _| {
+            crate::ItemAnswers::RefusedCount {
+                refused: u64::from(part.contains(&5)),
+                message: "invalid".into(),
+            }
+            .resolve(part.iter().map(|&i| (i, "")))
+        });
+        let out = out.unwrap();
+        assert_eq!(out.rejected.len(), 1);
+        assert_eq!(
+            (out.rejected[0].index, out.rejected[0].class),
+            (5, ErrorClass::Permanent)
+        );
+        // [0..8] → [0..4] ok, [4..8] → [4, 5] → [4] ok, [5] refused; [6, 7] ok.
+        assert_eq!(sent.len(), 7, "{sent:?}");
     }
 
     #[test]

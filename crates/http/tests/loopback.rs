@@ -6,8 +6,8 @@ use std::time::Duration;
 use aiobs_conformance::http::{ScriptedHttpServer, ScriptedResponse};
 use aiobs_core::ErrorClass;
 use aiobs_http::{
-    Auth, BatchResults, Compression, HttpClientConfig, HttpTransport, ItemError, SendError,
-    rejections_by_id, send_split,
+    Auth, BatchResults, Compression, HttpClientConfig, HttpTransport, ItemAnswers, ItemError,
+    SendError, send_split,
 };
 use serde_json::{Value, json};
 
@@ -302,7 +302,7 @@ async fn split_on_413_against_a_real_server() {
 }
 
 #[tokio::test]
-async fn multi_status_rejections_by_id() {
+async fn multi_status_answers_refuse_the_named_items() {
     let server = ScriptedHttpServer::start().unwrap();
     server.push(ScriptedResponse::multi_status(&json!({
         "successes": [{"id": "a", "status": 201}],
@@ -320,7 +320,9 @@ async fn multi_status_rejections_by_id() {
             e["message"].as_str().unwrap(),
         )
     });
-    let r = rejections_by_id([(0, "a"), (1, "b"), (2, "c")], errors);
+    let r = ItemAnswers::Refused(errors.collect())
+        .resolve([(0, "a"), (1, "b"), (2, "c")])
+        .unwrap();
     assert_eq!(r.len(), 2);
     assert_eq!((r[0].index, r[0].class), (1, ErrorClass::Permanent));
     assert_eq!((r[1].index, r[1].class), (2, ErrorClass::Transient));

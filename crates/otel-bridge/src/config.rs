@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use aiobs_core::semconv::{self, ENV_CAPTURE_MESSAGE_CONTENT, ENV_STABILITY_OPT_IN, Stability};
 use aiobs_core::{BatchPolicy, RetryPolicy};
+use aiobs_http::{Env, EnvError, UrlError, base_url};
 use percent_encoding::percent_decode_str;
 
 /// `OTEL_EXPORTER_OTLP_ENDPOINT`: base URL; `/v1/traces` and `/v1/metrics` are appended.
@@ -106,24 +107,13 @@ pub enum OtlpCompression {
 pub enum OtelBuildError {
     /// An endpoint is not an `http://` or `https://` URL.
     #[error(
-        "OTLP endpoint {url:?} is invalid ({reason}); expected e.g. http://localhost:4318 ({ENV_ENDPOINT}) or http://collector:4318/v1/traces ({ENV_TRACES_ENDPOINT})"
+        "OTLP endpoint {0}; expected e.g. http://localhost:4318 ({ENV_ENDPOINT}) or http://collector:4318/v1/traces ({ENV_TRACES_ENDPOINT})"
     )]
-    InvalidEndpoint {
-        /// The rejected URL.
-        url: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// An environment variable holds a value that cannot be used.
-    #[error("environment variable {name}={value:?} is invalid: {reason}")]
-    InvalidEnvVar {
-        /// The variable.
-        name: &'static str,
-        /// Its value (header and resource values are not shown).
-        value: String,
-        /// What was expected.
-        reason: &'static str,
-    },
+    InvalidEndpoint(#[source] UrlError),
+    /// An environment variable holds a value that cannot be used (header
+    /// values are not quoted: they may hold credentials).
+    #[error("invalid OpenTelemetry environment: {0}")]
+    Env(#[from] EnvError),
     /// A header cannot be sent (invalid name or value).
     #[error("invalid OTLP header {name:?}: {reason}")]
     InvalidHeader {
@@ -200,7 +190,7 @@ pub struct OtelExporterBuilder {
     pub(crate) batch_policy: BatchPolicy,
     retry_policy: Option<RetryPolicy>,
     env_proxy: bool,
-    env_error: Option<EnvProblem>,
+    env_error: Option<EnvError>,
 }
 
 impl fmt::Debug for OtelExporterBuilder {
@@ -256,25 +246,15 @@ impl Default for OtelExporterBuilder {
     }
 }
 
-/// What an environment variable holds, read through the lookup.
-struct Env<'a> {
-    lookup: &'a dyn Fn(&str) -> Option<String>,
-}
-
-impl Env<'_> {
-    fn get(&self, name: &str) -> Option<String> {
-        (self.lookup)(name).filter(|v| !v.trim().is_empty())
-    }
-    /// The signal-specific variable, else the general one, with the name that held it.
-    fn either(
-        &self,
-        specific: &'static str,
-        general: &'static str,
-    ) -> Option<(&'static str, String)> {
-        self.get(specific)
-            .map(|v| (specific, v))
-            .or_else(|| self.get(general).map(|v| (general, v)))
-    }
+/// The signal-specific variable, else the general one, with the name that held it.
+fn either(
+    env: &Env<'_>,
+    specific: &'static str,
+    general: &'static str,
+) -> Option<(&'static str, String)> {
+    env.get(specific)
+        .map(|v| (specific, v))
+        .or_else(|| env.get(general).map(|v| (general, v)))
 }
 
 impl OtelExporterBuilder {
@@ -287,14 +267,14 @@ impl OtelExporterBuilder {
     /// [`from_env`](Self::from_env) reading variables through `lookup`
     /// (tests, or configuration that is not the process environment).
     pub fn env_from(mut self, lookup: impl Fn(&str) -> Option<String>) -> Self {
-        let env = Env { lookup: &lookup };
+        let env = Env::new(&lookup);
         if let Err(e) = self.read_env(&env) {
             self.env_error.get_or_insert(e);
         }
         self
     }
 
-    fn read_env(&mut self, env: &Env<'_>) -> Result<(), EnvProblem> {
+    fn read_env(&mut self, env: &Env<'_>) -> Result<(), EnvError> {
         self.env_traces_endpoint = env.get(ENV_TRACES_ENDPOINT);
         self.env_metrics_endpoint = env.get(ENV_METRICS_ENDPOINT);
         self.env_endpoint = env.get(ENV_ENDPOINT).map(|v| (ENV_ENDPOINT, v));
@@ -321,7 +301,7 @@ impl OtelExporterBuilder {
             });
         }
         if self.protocol.is_none()
-            && let Some((name, v)) = env.either(ENV_TRACES_PROTOCOL, ENV_PROTOCOL)
+            && let Some((name, v)) = either(env, ENV_TRACES_PROTOCOL, ENV_PROTOCOL)
         {
             self.protocol = Some(match v.trim().to_ascii_lowercase().as_str() {
                 "http/protobuf" => OtlpProtocol::HttpProtobuf,
@@ -330,28 +310,28 @@ impl OtelExporterBuilder {
                     return Err(invalid_env(
                         name,
                         &v,
-                        "gRPC is not supported by aiobs-otel-bridge; use http/protobuf (port 4318)",
+                        "http/protobuf or http/json (gRPC is not supported by aiobs-otel-bridge: it speaks OTLP/HTTP, port 4318)",
                     ));
                 }
-                _ => return Err(invalid_env(name, &v, "expected http/protobuf or http/json")),
+                _ => return Err(invalid_env(name, &v, "http/protobuf or http/json")),
             });
         }
         if self.compression.is_none()
-            && let Some((name, v)) = env.either(ENV_TRACES_COMPRESSION, ENV_COMPRESSION)
+            && let Some((name, v)) = either(env, ENV_TRACES_COMPRESSION, ENV_COMPRESSION)
         {
             self.compression = Some(match v.trim().to_ascii_lowercase().as_str() {
                 "gzip" => OtlpCompression::Gzip,
                 "none" => OtlpCompression::None,
-                _ => return Err(invalid_env(name, &v, "expected gzip or none")),
+                _ => return Err(invalid_env(name, &v, "gzip or none")),
             });
         }
         if self.timeout.is_none()
-            && let Some((name, v)) = env.either(ENV_TRACES_TIMEOUT, ENV_TIMEOUT)
+            && let Some((name, v)) = either(env, ENV_TRACES_TIMEOUT, ENV_TIMEOUT)
         {
             let ms: u64 = v
                 .trim()
                 .parse()
-                .map_err(|_| invalid_env(name, &v, "expected a whole number of milliseconds"))?;
+                .map_err(|_| invalid_env(name, &v, "a whole number of milliseconds"))?;
             self.timeout = Some(Duration::from_millis(ms));
         }
         if self.capture_content.is_none() {
@@ -474,11 +454,7 @@ impl OtelExporterBuilder {
     /// Validates everything and resolves the precedence rules.
     pub(crate) fn resolve(&self) -> Result<Resolved, OtelBuildError> {
         if let Some(e) = &self.env_error {
-            return Err(OtelBuildError::InvalidEnvVar {
-                name: e.name,
-                value: e.value.clone(),
-                reason: e.reason,
-            });
+            return Err(OtelBuildError::Env(e.clone()));
         }
         let base = |code: &Option<String>| -> Result<Option<String>, OtelBuildError> {
             code.as_deref()
@@ -492,13 +468,13 @@ impl OtelExporterBuilder {
                       path: &str|
          -> Result<String, OtelBuildError> {
             if let Some(u) = full_code {
-                return check_url(u).map(str::to_owned);
+                return check_url(u);
             }
             if let Some(b) = &code_base {
                 return Ok(format!("{b}{path}"));
             }
             if let Some(u) = full_env {
-                return check_url(u).map(str::to_owned);
+                return check_url(u);
             }
             Ok(format!(
                 "{}{path}",
@@ -569,38 +545,18 @@ impl Resolved {
     }
 }
 
-/// A variable that could not be used, kept until `build` reports it.
-#[derive(Debug, Clone)]
-struct EnvProblem {
-    name: &'static str,
-    value: String,
-    reason: &'static str,
-}
-
-fn invalid_env(name: &'static str, value: &str, reason: &'static str) -> EnvProblem {
-    EnvProblem {
+fn invalid_env(name: &'static str, value: &str, expected: &'static str) -> EnvError {
+    EnvError::Invalid {
         name,
         value: value.to_owned(),
-        reason,
+        expected,
     }
 }
 
-fn check_url(url: &str) -> Result<&str, OtelBuildError> {
-    let u = url.trim();
-    let invalid = |reason: &str| OtelBuildError::InvalidEndpoint {
-        url: url.to_owned(),
-        reason: reason.to_owned(),
-    };
-    let rest = u
-        .strip_prefix("http://")
-        .or_else(|| u.strip_prefix("https://"))
-        .ok_or_else(|| invalid("it must start with http:// or https://"))?;
-    if rest.is_empty() || rest.starts_with('/') {
-        return Err(invalid("it has no host"));
-    }
-    u.parse::<http::Uri>()
-        .map_err(|e| invalid(&e.to_string()))?;
-    Ok(u)
+/// An OTLP URL: a base URL (`{endpoint}`) or a signal's full URL, checked
+/// by the workspace's one validator; trailing slashes removed.
+fn check_url(url: &str) -> Result<String, OtelBuildError> {
+    base_url(url).map_err(OtelBuildError::InvalidEndpoint)
 }
 
 /// Replaces or appends each entry of `new` in `into`, by key.
@@ -621,14 +577,14 @@ pub(crate) fn parse_key_values(text: &str) -> Result<Vec<(String, String)>, &'st
     for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
         let (k, v) = item
             .split_once('=')
-            .ok_or("expected comma-separated key=value pairs")?;
+            .ok_or("comma-separated key=value pairs")?;
         let k = k.trim();
         if k.is_empty() {
-            return Err("a key is empty");
+            return Err("comma-separated key=value pairs with non-empty keys");
         }
         let v = percent_decode_str(v.trim())
             .decode_utf8()
-            .map_err(|_| "a value is not valid percent-encoded UTF-8")?;
+            .map_err(|_| "percent-encoded UTF-8 values")?;
         merge(&mut out, vec![(k.to_owned(), v.into_owned())]);
     }
     Ok(out)

@@ -3,10 +3,12 @@
 
 use std::ops::Range;
 
-use aiobs_core::{ErrorClass, ExportBatch, ExportedSpan, ObservabilityEvent, SpanEventKind};
-use aiobs_http::BatchResults;
+use aiobs_core::{ErrorClass, ExportBatch, ExportedSpan, ObservabilityEvent};
+use aiobs_http::{BatchResults, chunk_by_size};
 use chrono::{SecondsFormat, Utc};
 use serde::Serialize;
+
+use crate::mapping::{ID_NAMESPACE, ItemKind, SpanItem, Truncated, span_item_id};
 
 /// The version of the envelope's JSON schema, sent as `schema_version`.
 /// Raised on any change an ingest server must know about.
@@ -15,64 +17,6 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// Bytes reserved for the envelope around the items (ids, timestamps, the
 /// service name is added on top).
 const ENVELOPE_OVERHEAD: usize = 512;
-
-/// The kind of item, which picks the endpoint: `/v1/<kind>`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum ItemKind {
-    Spans,
-    Logs,
-    Metrics,
-    Scores,
-    Feedback,
-}
-
-impl ItemKind {
-    pub(crate) const ALL: [ItemKind; 5] = [
-        Self::Spans,
-        Self::Logs,
-        Self::Metrics,
-        Self::Scores,
-        Self::Feedback,
-    ];
-
-    pub(crate) fn of(event: &ObservabilityEvent) -> Option<Self> {
-        match event {
-            ObservabilityEvent::Span { .. } => Some(Self::Spans),
-            ObservabilityEvent::Log(_) => Some(Self::Logs),
-            ObservabilityEvent::Metric(_) => Some(Self::Metrics),
-            ObservabilityEvent::Score(_) => Some(Self::Scores),
-            ObservabilityEvent::Feedback(_) => Some(Self::Feedback),
-            _ => None,
-        }
-    }
-
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Self::Spans => "spans",
-            Self::Logs => "logs",
-            Self::Metrics => "metrics",
-            Self::Scores => "scores",
-            Self::Feedback => "feedback",
-        }
-    }
-}
-
-/// One span event on the wire.
-#[derive(Serialize)]
-struct SpanItem<'a> {
-    id: &'a str,
-    event: SpanEventKind,
-    span: &'a ExportedSpan,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    truncated: Option<Truncated>,
-}
-
-/// Marks a span sent without its largest fields because it exceeded the body limit.
-#[derive(Serialize)]
-struct Truncated {
-    original_bytes: usize,
-    removed: [&'static str; 3],
-}
 
 /// One serialised item.
 struct Encoded {
@@ -134,22 +78,11 @@ impl EncodedItems {
 
     /// The batch indices of the encoded items, cut into runs that each fit one request.
     pub(crate) fn chunks(&self) -> Vec<Vec<usize>> {
-        let mut chunks = Vec::new();
-        let mut current = Vec::new();
-        let mut bytes = 0;
-        for item in &self.items {
-            let len = item.range.len() + 1;
-            if !current.is_empty() && bytes + len > self.budget {
-                chunks.push(std::mem::take(&mut current));
-                bytes = 0;
-            }
-            bytes += len;
-            current.push(item.batch_index);
-        }
-        if !current.is_empty() {
-            chunks.push(current);
-        }
-        chunks
+        // Each item costs its JSON plus a separating comma.
+        chunk_by_size(self.items.iter().map(|i| i.range.len() + 1), self.budget)
+            .into_iter()
+            .map(|run| self.items[run].iter().map(|i| i.batch_index).collect())
+            .collect()
     }
 
     fn item(&self, batch_index: usize) -> Option<&Encoded> {
@@ -226,9 +159,6 @@ struct Sdk {
     version: &'static str,
 }
 
-/// Namespace of the name-based (v5) UUIDs that identify batches and updates.
-const ID_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6169_6f62_735f_636c_6f75_645f_6964_7331);
-
 /// The same items always give the same batch id: a retried request is
 /// recognisable as such (it is also sent as `Idempotency-Key`).
 fn batch_id<'a>(ids: impl Iterator<Item = &'a str>) -> String {
@@ -255,12 +185,7 @@ fn write_item(
             let id = span_item_id(*kind, span);
             serialised(serde_json::to_writer(
                 &mut *buf,
-                &SpanItem {
-                    id: &id,
-                    event: *kind,
-                    span,
-                    truncated: None,
-                },
+                &SpanItem::new(&id, *kind, span),
             ))?;
             let written = buf.len() - start;
             if written > budget {
@@ -269,18 +194,14 @@ fn write_item(
                 lean.input = None;
                 lean.output = None;
                 lean.metadata = serde_json::Map::new();
-                serialised(serde_json::to_writer(
-                    &mut *buf,
-                    &SpanItem {
-                        id: &id,
-                        event: *kind,
-                        span: &lean,
-                        truncated: Some(Truncated {
-                            original_bytes: written,
-                            removed: ["input", "output", "metadata"],
-                        }),
-                    },
-                ))?;
+                let item = SpanItem {
+                    truncated: Some(Truncated {
+                        original_bytes: written,
+                        removed: ["input", "output", "metadata"],
+                    }),
+                    ..SpanItem::new(&id, *kind, &lean)
+                };
+                serialised(serde_json::to_writer(&mut *buf, &item))?;
             }
             id
         }
@@ -322,32 +243,11 @@ fn write_item(
     Ok(id)
 }
 
-/// `<trace id>:<span id>:<event>`; an `updated` event also carries a digest
-/// of its content, since one span may send several different updates.
-fn span_item_id(kind: SpanEventKind, span: &ExportedSpan) -> String {
-    match kind {
-        SpanEventKind::Started => format!("{}:{}:started", span.trace_id, span.span_id),
-        SpanEventKind::Ended => format!("{}:{}:ended", span.trace_id, span.span_id),
-        SpanEventKind::Updated => {
-            let content = serde_json::to_vec(span).unwrap_or_default();
-            let digest = uuid::Uuid::new_v5(&ID_NAMESPACE, &content)
-                .simple()
-                .to_string();
-            format!(
-                "{}:{}:updated:{}",
-                span.trace_id,
-                span.span_id,
-                &digest[..16]
-            )
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
 
-    use aiobs_core::{LogLevel, LogRecord, SpanId, SpanType, TraceId};
+    use aiobs_core::{LogLevel, LogRecord, SpanEventKind, SpanId, SpanType, TraceId};
     use serde_json::{Value, json};
 
     use super::*;
