@@ -121,7 +121,7 @@ pub type Attribute<'a> = (&'static str, AttrValue<'a>);
 /// | model: streaming | `gen_ai.request.stream` |
 /// | model: response model, id, finish reason | `gen_ai.response.model`, `.id`, `.finish_reasons` (a one-element array) |
 /// | model: completion start | `gen_ai.response.time_to_first_chunk` (seconds after the span's start) |
-/// | billable usage ([`ExportedSpan::billable_usage`]: not a model span nested in another) | `gen_ai.usage.input_tokens` (cached included), `.output_tokens` (reasoning included), `.cache_read.input_tokens`, `.cache_creation.input_tokens`, `.reasoning.output_tokens` |
+/// | usage | `gen_ai.usage.input_tokens` (cached included), `.output_tokens` (reasoning included), `.cache_read.input_tokens`, `.cache_creation.input_tokens`, `.reasoning.output_tokens` — for every model span that carries usage: the exporter moves a non-billable span's usage ([`ExportedSpan::billable_usage`]) under names of its own ([`usage_attributes`]) |
 /// | agent | `gen_ai.agent.name` ([`agent_name`]), `gen_ai.agent.id` (`AgentAttributes::agent_id`, else the entity id) |
 /// | tool | `gen_ai.tool.name` ([`tool_name`]), `.type`, `.description` |
 /// | workflow run | `gen_ai.workflow.name` (the span name) |
@@ -177,9 +177,11 @@ pub fn attributes<'a>(span: &'a ExportedSpan, opts: AttributeOptions) -> Vec<Att
                     AttrValue::Double(d.as_secs_f64()),
                 ));
             }
-            // One rule for every exporter: a step inside its generation
-            // reports the generation's tokens again and is not billed.
-            if let Some(u) = span.billable_usage() {
+            // Written for every model span that carries usage; a span nested
+            // in another model span is not billable (`ExportedSpan::billable_usage`),
+            // and exporters move its usage under names of their own
+            // (`usage_attributes`), so destinations never add it up twice.
+            if let Some(u) = &m.usage {
                 usage(u, &mut out);
             }
         }
@@ -618,25 +620,25 @@ mod tests {
     }
 
     #[test]
-    fn a_step_inside_its_generation_is_not_billed_again() {
+    fn nested_usage_can_be_written_under_other_names() {
         let mut step = span("step 0", SpanType::ModelStep);
         step.attributes = ModelAttributes::new("gpt-4o-mini", "openai")
             .with_usage(Usage::new(120, 30))
             .into();
-        let billed = attributes(&step, AttributeOptions::default());
-        assert_eq!(
-            map(&billed)["gen_ai.usage.input_tokens"],
-            &AttrValue::Int(120)
-        );
         step.ancestry = Arc::from(vec![crate::Ancestor::new(
             SpanId::random(),
             step.start_time,
             SpanType::ModelGeneration,
         )]);
-        let nested = attributes(&step, AttributeOptions::default());
         assert!(
-            !map(&nested).contains_key("gen_ai.usage.input_tokens"),
+            step.billable_usage().is_none(),
             "the generation carries these tokens"
+        );
+        let attrs = attributes(&step, AttributeOptions::default());
+        assert_eq!(
+            map(&attrs)["gen_ai.usage.input_tokens"],
+            &AttrValue::Int(120),
+            "the table writes them; the exporter renames them"
         );
         let own = usage_attributes(
             step.attributes.usage().unwrap(),

@@ -98,9 +98,12 @@ impl Mapper {
     pub(crate) fn attributes(&self, span: &ExportedSpan) -> Vec<KeyValue> {
         let table = semconv::attributes(span, self.options);
         let mut out: Vec<KeyValue> = Vec::with_capacity(table.len() + 8 + span.metadata.len());
+        let billable = span.billable_usage().is_some();
         out.extend(
             table
                 .into_iter()
+                // A nested model span's usage goes under our names, below.
+                .filter(|(k, _)| billable || !k.starts_with("gen_ai.usage."))
                 .map(|(k, v)| KeyValue::new(k, value::from_attr(v))),
         );
         out.push(KeyValue::new("aiobs.span.type", span.span_type.as_str()));
@@ -120,9 +123,7 @@ impl Mapper {
         // A model span inside another reports tokens the outer one already
         // carries (`ExportedSpan::billable_usage`): shown under our own
         // names, which backends do not add up.
-        if span.billable_usage().is_none()
-            && let Some(u) = span.attributes.usage()
-        {
+        if !billable && let Some(u) = span.attributes.usage() {
             out.extend(
                 semconv::usage_attributes(u, NESTED_USAGE)
                     .into_iter()
@@ -323,6 +324,41 @@ mod tests {
         assert_eq!(
             attr(&d, "error.type").map(ToString::to_string).as_deref(),
             Some("RuntimeError")
+        );
+    }
+
+    #[test]
+    fn a_nested_model_span_carries_its_usage_under_our_names() {
+        let mut step = span(SpanType::ModelStep);
+        step.attributes = ModelAttributes::new("gpt-4o-mini", "openai")
+            .with_usage(Usage::new(120, 30).with_cache_read(100))
+            .into();
+        let mapper = Mapper::new(AttributeOptions::default());
+        let alone = mapper.span_data(&step);
+        assert_eq!(
+            attr(&alone, "gen_ai.usage.input_tokens"),
+            Some(&opentelemetry::Value::I64(120))
+        );
+        step.ancestry = Arc::from(vec![aiobs_core::Ancestor::new(
+            "00000000000000aa".parse().unwrap(),
+            step.start_time,
+            SpanType::ModelGeneration,
+        )]);
+        let nested = mapper.span_data(&step);
+        assert!(
+            nested
+                .attributes
+                .iter()
+                .all(|kv| !kv.key.as_str().starts_with("gen_ai.usage.")),
+            "backends would add these tokens to the generation's"
+        );
+        assert_eq!(
+            attr(&nested, "aiobs.usage.input_tokens"),
+            Some(&opentelemetry::Value::I64(120))
+        );
+        assert_eq!(
+            attr(&nested, "aiobs.usage.cache_read.input_tokens"),
+            Some(&opentelemetry::Value::I64(100))
         );
     }
 
