@@ -29,12 +29,14 @@
 //! - [`Scenario`]: always-succeed, transient, permanent and throttled errors,
 //!   partial acceptance, queue full, flush drains (also through `Arc` and
 //!   `Box<dyn Exporter>`), hung destination, lifecycle, out-of-order, durable
-//!   replay, concurrency, hostile payloads. Each ends by checking
+//!   replay, concurrency, hostile payloads, a neighbour that blocks its
+//!   thread, concurrent flushers. Each ends by checking
 //!   `accepted == delivered + failed + dropped + pending` and that nothing is
 //!   pending after flush; failures read "scenario X: expected … but observed …".
 //! - [`http::ScriptedHttpServer`]: the scripted loopback server HTTP
 //!   exporters are tested against (the only fake allowed for remote vendors).
-//! - [`fakes`]: [`fakes::InMemoryExporter`] and [`fakes::FaultyExporter`].
+//! - [`fakes`]: [`fakes::InMemoryExporter`], [`fakes::FaultyExporter`] and
+//!   [`fakes::BlockingExporter`].
 //!
 //! The kit wraps every exporter to impose short timings
 //! ([`kit_retry_policy`], a 20 ms batch wait), so the exporter's own

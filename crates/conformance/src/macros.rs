@@ -83,6 +83,14 @@ macro_rules! conformance_tests {
             fn hostile_payloads() {
                 run($crate::Scenario::HostilePayloads);
             }
+            #[test]
+            fn neighbour_blocks() {
+                run($crate::Scenario::NeighbourBlocks);
+            }
+            #[test]
+            fn concurrent_flushers() {
+                run($crate::Scenario::ConcurrentFlushers);
+            }
         }
     };
 }

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
+use crate::bus::BlockingCalls;
+use crate::bus::timer::Timers;
 use crate::event::{ObservabilityEvent, Signals};
 
 /// One batch handed to [`Exporter::export`].
@@ -251,8 +253,14 @@ impl ExportOutcome {
 /// event is pending until it is counted here exactly once, as delivered or
 /// lost with a reason. Cheap to clone.
 ///
-/// Events still held when `shutdown`'s deadline passes are counted dropped
-/// (`FlushTimeout`) by the pipeline, like any other pending event.
+/// Prefer [`Custody::delivered_events`] and [`Custody::lost_events`], which
+/// name the events (by the `Arc`s the exporter received in `export`): each
+/// outcome then reaches the reports its event belongs to, so a
+/// `flush_trace` of the event's trace stays exact. [`Custody::delivered`] and
+/// [`Custody::lost`] settle by count, the events held longest first.
+///
+/// Events still held when shutdown ends are counted dropped (`FlushTimeout`)
+/// by the pipeline, like any other pending event.
 #[derive(Clone)]
 pub struct Custody {
     settle: Option<Settle>,
@@ -264,8 +272,17 @@ pub(crate) type Settle = Arc<dyn Fn(Settlement<'_>) + Send + Sync>;
 /// One settlement of held events, as [`Custody`] reports it to the pipeline.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Settlement<'a> {
-    Delivered(usize),
-    Lost(crate::stats::DropReason, usize, &'a str),
+    /// The `n` events held longest.
+    Oldest(usize, Outcome<'a>),
+    /// These events.
+    Events(&'a [Arc<ObservabilityEvent>], Outcome<'a>),
+}
+
+/// How held events ended.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Outcome<'a> {
+    Delivered,
+    Lost(crate::stats::DropReason, &'a str),
 }
 
 impl Custody {
@@ -278,17 +295,37 @@ impl Custody {
     pub fn detached() -> Self {
         Self { settle: None }
     }
-    /// `n` held events were acknowledged by the destination.
+    /// `n` held events were acknowledged by the destination (the `n` held
+    /// longest; more than are held counts as all of them).
     pub fn delivered(&self, n: usize) {
         if let (Some(s), true) = (&self.settle, n > 0) {
-            s(Settlement::Delivered(n));
+            s(Settlement::Oldest(n, Outcome::Delivered));
         }
     }
     /// `n` held events were lost for `reason` (`PermanentError` when the
     /// destination refused them, `RetriesExhausted` when it kept failing).
     pub fn lost(&self, reason: crate::stats::DropReason, n: usize, detail: &str) {
         if let (Some(s), true) = (&self.settle, n > 0) {
-            s(Settlement::Lost(reason, n, detail));
+            s(Settlement::Oldest(n, Outcome::Lost(reason, detail)));
+        }
+    }
+    /// These held events were acknowledged by the destination. Events not
+    /// held (or already settled) are ignored.
+    pub fn delivered_events(&self, events: &[Arc<ObservabilityEvent>]) {
+        if let (Some(s), false) = (&self.settle, events.is_empty()) {
+            s(Settlement::Events(events, Outcome::Delivered));
+        }
+    }
+    /// These held events were lost for `reason`. Events not held (or
+    /// already settled) are ignored.
+    pub fn lost_events(
+        &self,
+        events: &[Arc<ObservabilityEvent>],
+        reason: crate::stats::DropReason,
+        detail: &str,
+    ) {
+        if let (Some(s), false) = (&self.settle, events.is_empty()) {
+            s(Settlement::Events(events, Outcome::Lost(reason, detail)));
         }
     }
 }
@@ -301,7 +338,9 @@ impl Debug for Custody {
     }
 }
 
-/// What an exporter is told when the pipeline starts.
+/// What an exporter is told when the pipeline starts ([`Exporter::init`]).
+///
+/// Keep a clone if the exporter calls blocking code: [`ExporterContext::run_blocking`].
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ExporterContext {
@@ -309,7 +348,85 @@ pub struct ExporterContext {
     pub service_name: String,
     /// Where this exporter settles the events it holds (see [`ExportOutcome::held`]).
     pub custody: Custody,
+    blocking: Arc<BlockingCalls>,
+    attempt_timeout: Duration,
+    timers: Timers,
 }
+
+impl ExporterContext {
+    pub(crate) fn new(service_name: String) -> Self {
+        Self {
+            service_name,
+            // Each worker attaches its own.
+            custody: Custody::detached(),
+            blocking: Arc::default(),
+            attempt_timeout: RetryPolicy::default().attempt_timeout,
+            timers: Timers::DeadlineThread,
+        }
+    }
+
+    /// The context one exporter's worker hands to it.
+    pub(crate) fn for_exporter(
+        &self,
+        custody: Custody,
+        attempt_timeout: Duration,
+        timers: Timers,
+    ) -> Self {
+        Self {
+            service_name: self.service_name.clone(),
+            custody,
+            blocking: Arc::default(),
+            attempt_timeout,
+            timers,
+        }
+    }
+
+    /// Runs blocking code — a synchronous vendor SDK call, a DNS lookup, a
+    /// large compression — on a thread where blocking is allowed, and awaits
+    /// its result without blocking the exporter's worker.
+    ///
+    /// The worker stays responsive meanwhile (its timers, its attempt
+    /// timeout, and in [`RuntimeMode::Handle`](crate::RuntimeMode::Handle) and
+    /// [`RuntimeMode::Inline`](crate::RuntimeMode::Inline) the other tasks on
+    /// the same thread). The closure runs on tokio's blocking pool when a
+    /// tokio runtime is current, else on a thread of its own.
+    ///
+    /// # Errors
+    ///
+    /// A [`Transient`](ErrorClass::Transient) error when the closure does not
+    /// return within the exporter's [`RetryPolicy::attempt_timeout`] (it keeps
+    /// running — a thread cannot be stopped — and its result is dropped), or
+    /// when [`MAX_RUNNING_BLOCKING_CALLS`] calls of this exporter are already
+    /// running (so a hung vendor call cannot make it start thread after
+    /// thread). A panic in the closure resumes in the caller, where the
+    /// worker counts the batch `ExporterPanicked`.
+    ///
+    /// ```
+    /// use aiobs_core::{ExportError, ExporterContext};
+    ///
+    /// // In `Exporter::init`, keep the context: `self.ctx.set(ctx.clone())`.
+    /// async fn send(ctx: &ExporterContext, body: Vec<u8>) -> Result<usize, ExportError> {
+    ///     ctx.run_blocking(move || {
+    ///         // e.g. a vendor SDK's synchronous `send_envelope(body)`
+    ///         body.len()
+    ///     })
+    ///     .await
+    /// }
+    /// ```
+    pub async fn run_blocking<R, F>(&self, f: F) -> Result<R, ExportError>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        self.blocking
+            .run(self.attempt_timeout, self.timers, f)
+            .await
+    }
+}
+
+/// At most this many [`ExporterContext::run_blocking`] calls of one exporter
+/// run at once (the one awaited and those that outlived their timeout).
+pub const MAX_RUNNING_BLOCKING_CALLS: usize = crate::bus::blocking::MAX_RUNNING_BLOCKING_CALLS;
 
 /// A destination for events.
 ///

@@ -29,6 +29,28 @@
 //! → that exporter's worker, which batches, retries and accounts. `flush` is a
 //! barrier that travels the same path behind the events emitted before it.
 //!
+//! In async code, end with `obs.shutdown(timeout).await` rather than a guard
+//! when the pipeline runs on your `current_thread` runtime
+//! ([`RuntimeMode::Handle`]): a guard dropped on that runtime's own thread
+//! cannot wait for the pipeline it would block, so it returns at once and its
+//! report says why (see [`Observability::guard`]).
+//!
+//! ```
+//! # use std::time::Duration;
+//! # use aiobs_core::{InMemoryExporter, Observability, RuntimeMode};
+//! #[tokio::main(flavor = "current_thread")]
+//! async fn main() {
+//!     let obs = Observability::builder()
+//!         .exporter(InMemoryExporter::new())
+//!         .runtime(RuntimeMode::Handle(tokio::runtime::Handle::current()))
+//!         .build()
+//!         .unwrap();
+//!     // ... the application ...
+//!     let report = obs.shutdown(Duration::from_secs(5)).await;
+//!     assert!(report.is_success(), "{report}");
+//! }
+//! ```
+//!
 //! ## Feature flags
 //! None: this crate is always the same. Exporters are chosen with the `aiobs`
 //! facade's features.
@@ -55,12 +77,13 @@ pub use event::{
 };
 pub use exporter::{
     BatchPolicy, Custody, ErrorClass, ExportBatch, ExportError, ExportOutcome, Exporter,
-    ExporterContext, ItemRejection, RetryPolicy,
+    ExporterContext, ItemRejection, MAX_RUNNING_BLOCKING_CALLS, RetryPolicy,
 };
 pub use id::{IdError, SpanId, TraceId, TraceParent};
 pub use memory::InMemoryExporter;
 pub use observability::{
-    BuildError, Observability, ObservabilityBuilder, ObservabilityGuard, SpanFilter,
+    BuildError, DEFAULT_TRACE_LEDGER_CAPACITY, Observability, ObservabilityBuilder,
+    ObservabilityGuard, SpanFilter,
 };
 pub use payload::SerializationLimits;
 pub use processor::{AsyncProcessor, RedactionStyle, SensitiveDataFilter, SpanProcessor, Verdict};
@@ -71,7 +94,8 @@ pub use span::{
     SpanType, ToolAttributes, TraceContext, TracingOptions, Usage, WorkflowAttributes,
 };
 pub use stats::{
-    DropReason, ExporterFlushReport, ExporterStats, FlushReport, PipelineStats, Stats,
+    Coverage, DropReason, DroppedEvents, ExporterFlushReport, ExporterStats, FlushReport,
+    FlushScope, PipelineStats, Stats,
 };
 pub use tracking::{Release, TrackedEvent, Tracking, TrackingExporter, TrackingLimits};
 

@@ -17,7 +17,7 @@ use crate::payload::{SerializationLimits, bound_value, capture};
 use crate::processor::{AsyncProcessor, SpanProcessor};
 use crate::sampling::Sampler;
 use crate::span::{ExportedSpan, Span, SpanOptions, SpanType};
-use crate::stats::{DropReason, FlushReport, Stats};
+use crate::stats::{DropReason, DroppedEvents, FlushReport, FlushScope, Stats};
 
 /// A predicate deciding, when a span starts, whether it is exported.
 pub type SpanFilter = Arc<dyn Fn(&ExportedSpan) -> bool + Send + Sync>;
@@ -66,27 +66,27 @@ impl Shared {
     fn emit(&self, event: ObservabilityEvent) {
         let core = self.core();
         if self.no_exporter {
-            core.lose_before_ingress(DropReason::NoExporter, 1);
+            core.lose_at_emit(DropReason::NoExporter, event.signal(), event.trace_id());
             return;
         }
-        let reason = match core.ingress.push(Queued::from(event)) {
+        let (reason, refused) = match core.ingress.push(Queued::from(event)) {
             Ok(()) => {
                 core.recycler.collect();
                 return;
             }
-            Err(Refused::Closed) => DropReason::AfterShutdown,
+            Err(Refused::Closed(event)) => (DropReason::AfterShutdown, event),
             Err(Refused::Full(event)) => match core.overflow {
-                OverflowPolicy::Block { timeout } if self.pipeline.runtime().is_some() => {
+                OverflowPolicy::Block { timeout } if !self.pipeline.is_inline() => {
                     match core.ingress.push_blocking(event, timeout) {
                         Ok(()) => return,
-                        Err(Refused::Closed) => DropReason::AfterShutdown,
-                        Err(Refused::Full(_)) => DropReason::QueueFull,
+                        Err(Refused::Closed(event)) => (DropReason::AfterShutdown, event),
+                        Err(Refused::Full(event)) => (DropReason::QueueFull, event),
                     }
                 }
-                _ => DropReason::QueueFull,
+                _ => (DropReason::QueueFull, event),
             },
         };
-        core.lose_before_ingress(reason, 1);
+        core.lose_at_emit(reason, refused.signal(), refused.trace_id());
     }
 
     fn wants(&self, s: Signal) -> bool {
@@ -117,11 +117,13 @@ impl Shared {
     }
 
     pub(crate) fn count_unsampled(&self) {
-        self.core().lose_before_ingress(DropReason::Sampled, 1);
+        self.core()
+            .lose_at_emit(DropReason::Sampled, Signal::SpanEnded, None);
     }
 
     pub(crate) fn count_filtered(&self) {
-        self.core().lose_before_ingress(DropReason::Filtered, 1);
+        self.core()
+            .lose_at_emit(DropReason::Filtered, Signal::SpanEnded, None);
     }
 
     pub(crate) fn count_ended_by_drop(&self) {
@@ -297,105 +299,110 @@ impl Observability {
 
     /// Delivers everything emitted before this call and returns when every
     /// event reached a terminal state at every exporter, or when `timeout`
-    /// (covering the whole call) passes: the report then lists what is pending.
+    /// (covering the whole call) passes: the report then lists what is pending
+    /// and why.
     ///
-    /// Works from any async runtime. In [`RuntimeMode::Inline`] it does the
-    /// delivery itself, in this task, and needs a tokio runtime.
+    /// The report is the *global ledger's* (see [`FlushReport`]): it counts
+    /// the events that belong to this flush — everything emitted before it
+    /// that an earlier concurrent flush did not already take — so concurrent
+    /// flushes never report an outcome twice. To learn exactly what happened
+    /// to one request's events, use [`Observability::flush_trace`].
+    ///
+    /// Works from any executor (it needs no tokio timer: the deadline is kept
+    /// from the caller's side). In [`RuntimeMode::Inline`] it does the
+    /// delivery itself, in this task.
     pub async fn flush(&self, timeout: Duration) -> FlushReport {
-        self.barrier(timeout, false).await
+        self.flush_scoped(FlushScope::all(), timeout).await
     }
 
     /// Flushes, then stops the pipeline. Idempotent: later calls return the
     /// first report. Events emitted afterwards are counted `AfterShutdown`;
-    /// events still pending at the deadline are counted `FlushTimeout`.
+    /// events still pending when it ends (its deadline, or an exporter known
+    /// to be failing) are counted `FlushTimeout`, and the report names the
+    /// exporters that did not complete.
     pub async fn shutdown(&self, timeout: Duration) -> FlushReport {
-        self.barrier(timeout, true).await
+        self.shared
+            .pipeline
+            .flush(FlushScope::all(), timeout, true)
+            .await
     }
 
     /// A request-scoped flush: returns once every event of `trace_id` emitted
     /// before this call is terminal at every exporter, exporting that trace's
-    /// events ahead of unrelated ones still waiting for their batch. For
-    /// serverless handlers, call it before sending the response. Records with
-    /// no trace id (a log or metric emitted outside any trace) go too.
+    /// events ahead of unrelated ones still waiting for their batch. Records
+    /// with no trace id (a log or metric emitted outside any trace) go too.
     ///
-    /// The report covers everything (its `pending` may count other traces'
-    /// events); `completed` says whether this trace's events all reached a
-    /// terminal state within `timeout`.
+    /// The report is the *trace ledger's*: it counts every outcome of this
+    /// trace's events emitted before the call (since the previous
+    /// `flush_trace` of this trace) — delivered, lost by reason including
+    /// losses before any exporter, or pending — whatever other callers
+    /// flushed meanwhile. `is_success()` therefore says whether *this
+    /// request's* events all arrived.
+    ///
+    /// # When a server needs it
+    ///
+    /// In the default [`RuntimeMode::BackgroundThread`] a long-running server
+    /// does not need to flush per request: each exporter delivers within its
+    /// batch's `max_wait`, and shutdown (or the guard) flushes the rest. Call
+    /// `flush_trace` before responding only when the response must wait for
+    /// the trace to be acknowledged (the client reads the trace next; the
+    /// process may be frozen or killed after responding, as in serverless —
+    /// then use [`RuntimeMode::Inline`] too). An exporter whose destination is
+    /// known to be failing costs such a request nothing: it is reported at
+    /// once as pending with its last error (see [`FlushReport`]); with
+    /// [`Observability::flush_scoped`] a request can also wait only for the
+    /// exporters it cares about.
     pub async fn flush_trace(&self, trace_id: TraceId, timeout: Duration) -> FlushReport {
-        self.barrier_on(timeout, false, Some(trace_id)).await
+        self.flush_scoped(FlushScope::trace(trace_id), timeout)
+            .await
     }
 
-    async fn barrier(&self, timeout: Duration, shutdown: bool) -> FlushReport {
-        self.barrier_on(timeout, shutdown, None).await
+    /// [`Observability::flush`] or [`Observability::flush_trace`] limited to
+    /// some exporters: the call neither waits for nor reports the others.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use aiobs_core::{FlushScope, InMemoryExporter, Observability, SpanOptions, SpanType};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let store = InMemoryExporter::new().named("store");
+    /// let obs = Observability::builder().exporter(store.clone()).build().unwrap();
+    /// let mut run = obs.start_span(SpanOptions::new("request", SpanType::AgentRun));
+    /// run.end();
+    /// let scope = FlushScope::trace(run.trace_id()).only(["store"]);
+    /// let report = obs.flush_scoped(scope, Duration::from_secs(2)).await;
+    /// assert!(report.is_success(), "{report}");
+    /// # }
+    /// ```
+    ///
+    /// A name no exporter has gives a report at once whose `cause` says so.
+    pub async fn flush_scoped(&self, scope: FlushScope, timeout: Duration) -> FlushReport {
+        self.shared.pipeline.flush(scope, timeout, false).await
     }
 
-    async fn barrier_on(
-        &self,
-        timeout: Duration,
-        shutdown: bool,
-        trace: Option<TraceId>,
-    ) -> FlushReport {
-        let pipeline = self.shared.pipeline.clone();
-        if let Some(r) = pipeline.after_shutdown(shutdown) {
-            return r;
-        }
-        match pipeline.runtime().cloned() {
-            // Run on the pipeline's own runtime: the caller may use any executor.
-            Some(rt) => {
-                let task =
-                    rt.spawn(async move { pipeline.barrier(timeout, shutdown, trace).await });
-                match task.await {
-                    Ok(r) => r,
-                    Err(_) => self.shared.pipeline.unreachable_report(),
-                }
-            }
-            None => pipeline.barrier(timeout, shutdown, trace).await,
-        }
-    }
-
-    /// [`Observability::flush`] for synchronous code. Blocks this thread; do
-    /// not call it on the runtime passed as [`RuntimeMode::Handle`].
+    /// [`Observability::flush`] for synchronous code: blocks this thread up
+    /// to `timeout` (plus a small ε), whatever the exporters do.
+    ///
+    /// On a multi-thread tokio runtime's worker it first moves that worker's
+    /// other tasks elsewhere (`block_in_place`). Where waiting cannot work —
+    /// on the thread that runs the pipeline's own `current_thread` runtime
+    /// ([`RuntimeMode::Handle`]), or from inside an exporter or processor —
+    /// it returns at once with a report whose `cause` says why.
     pub fn flush_blocking(&self, timeout: Duration) -> FlushReport {
-        self.barrier_blocking(timeout, false)
+        self.flush_scoped_blocking(FlushScope::all(), timeout)
     }
 
-    /// [`Observability::shutdown`] for synchronous code.
+    /// [`Observability::flush_scoped`] for synchronous code (see
+    /// [`Observability::flush_blocking`]).
+    pub fn flush_scoped_blocking(&self, scope: FlushScope, timeout: Duration) -> FlushReport {
+        self.shared.pipeline.flush_blocking(scope, timeout, false)
+    }
+
+    /// [`Observability::shutdown`] for synchronous code (see
+    /// [`Observability::flush_blocking`] for where it cannot wait).
     pub fn shutdown_blocking(&self, timeout: Duration) -> FlushReport {
-        self.barrier_blocking(timeout, true)
-    }
-
-    fn barrier_blocking(&self, timeout: Duration, shutdown: bool) -> FlushReport {
-        let pipeline = self.shared.pipeline.clone();
-        if let Some(r) = pipeline.after_shutdown(shutdown) {
-            return r;
-        }
-        match pipeline.runtime().cloned() {
-            Some(rt) => {
-                let (tx, rx) = std::sync::mpsc::sync_channel(1);
-                let p = pipeline.clone();
-                rt.spawn(async move {
-                    let _receiver_waits = tx.send(p.barrier(timeout, shutdown, None).await);
-                });
-                // Never wait forever, even if the pipeline runtime is stuck.
-                rx.recv_timeout(timeout + Duration::from_millis(500))
-                    .unwrap_or_else(|_| pipeline.unreachable_report())
-            }
-            // Inline mode: drive the flush on a scoped thread with its own runtime,
-            // which works whether or not this thread is inside a runtime.
-            None => std::thread::scope(|s| {
-                s.spawn(|| {
-                    match tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                    {
-                        Ok(rt) => rt.block_on(pipeline.barrier(timeout, shutdown, None)),
-                        Err(_) => pipeline.unreachable_report(),
-                    }
-                })
-                .join()
-                .unwrap_or_else(|_| pipeline.unreachable_report())
-            }),
-        }
+        self.shared
+            .pipeline
+            .flush_blocking(FlushScope::all(), timeout, true)
     }
 
     /// The accounting now.
@@ -408,6 +415,18 @@ impl Observability {
     }
 
     /// A guard that shuts down (with `timeout`) when dropped.
+    ///
+    /// Dropping it blocks the dropping thread up to `timeout` (plus a small
+    /// ε) — see [`Observability::shutdown_blocking`]. If the shutdown does not
+    /// deliver everything, it logs the report (`tracing`) and the drop
+    /// observer ([`ObservabilityBuilder::on_drop`]) is told of every loss.
+    ///
+    /// With [`RuntimeMode::Handle`] on a `current_thread` runtime, a guard
+    /// dropped on that runtime's thread (say, at the end of
+    /// `#[tokio::main(flavor = "current_thread")] async fn main`) cannot wait:
+    /// nothing can be delivered while it blocks the only thread that would
+    /// deliver. It returns at once and says so in its log; end such a `main`
+    /// with `obs.shutdown(timeout).await` instead.
     pub fn guard(&self, timeout: Duration) -> ObservabilityGuard {
         ObservabilityGuard {
             obs: self.clone(),
@@ -419,6 +438,7 @@ impl Observability {
 /// Shuts the pipeline down when dropped, blocking up to its timeout, so a
 /// `main` that returns does not lose what it emitted. A process killed by a
 /// signal or `std::process::exit` skips destructors: call `shutdown` there.
+/// See [`Observability::guard`] for the one place it cannot wait.
 #[must_use = "the guard shuts down when dropped; bind it to a variable that lives until the end of main"]
 #[derive(Debug)]
 pub struct ObservabilityGuard {
@@ -457,7 +477,13 @@ pub struct ObservabilityBuilder {
     overflow: OverflowPolicy,
     mode: RuntimeMode,
     derive_metrics: bool,
+    trace_ledger_capacity: usize,
+    on_drop: Option<crate::bus::DropObserver>,
 }
+
+/// Traces whose per-trace accounts are kept by default (see
+/// [`ObservabilityBuilder::trace_ledger_capacity`]).
+pub const DEFAULT_TRACE_LEDGER_CAPACITY: usize = 4096;
 
 impl Default for ObservabilityBuilder {
     fn default() -> Self {
@@ -474,6 +500,8 @@ impl Default for ObservabilityBuilder {
             overflow: OverflowPolicy::DropNewest,
             mode: RuntimeMode::BackgroundThread,
             derive_metrics: true,
+            trace_ledger_capacity: DEFAULT_TRACE_LEDGER_CAPACITY,
+            on_drop: None,
         }
     }
 }
@@ -567,6 +595,51 @@ impl ObservabilityBuilder {
         self
     }
 
+    /// Bounds the trace ledger (what `flush_trace` reports from): per-trace
+    /// accounts are kept for at most this many traces at once (default
+    /// [`DEFAULT_TRACE_LEDGER_CAPACITY`], a few hundred bytes each); the least
+    /// recently active trace is evicted first, and a later `flush_trace` of
+    /// an evicted trace says so ([`Coverage::TraceLedgerEvicted`](crate::Coverage)).
+    /// 0 disables per-trace accounting: `flush_trace` then still delivers,
+    /// but its report counts no outcome.
+    pub fn trace_ledger_capacity(mut self, traces: usize) -> Self {
+        self.trace_ledger_capacity = traces;
+        self
+    }
+    /// Registers a drop observer: called for every counted loss — at the
+    /// ingress, at the router, at an exporter, at a shutdown deadline, and
+    /// for what is still pending when the last handle is dropped without
+    /// shutdown — so losses are visible without a `tracing` subscriber.
+    ///
+    /// It is called on whichever thread counted the loss (an application
+    /// thread, a pipeline thread) and must be cheap and must not block; a
+    /// panic in it is caught. Intentional drops (sampling, filters) are told
+    /// too: check [`DropReason::is_intentional`].
+    ///
+    /// ```
+    /// # use std::sync::{Arc, atomic::{AtomicU64, Ordering}};
+    /// # use aiobs_core::{InMemoryExporter, Observability};
+    /// let lost = Arc::new(AtomicU64::new(0));
+    /// let counter = lost.clone();
+    /// let obs = Observability::builder()
+    ///     .exporter(InMemoryExporter::new())
+    ///     .on_drop(move |d| {
+    ///         if !d.reason.is_intentional() {
+    ///             counter.fetch_add(d.count, Ordering::Relaxed);
+    ///         }
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(obs);
+    /// ```
+    pub fn on_drop(
+        mut self,
+        observer: impl Fn(&DroppedEvents<'_>) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_drop = Some(Arc::new(observer));
+        self
+    }
+
     /// Starts the pipeline.
     pub fn build(self) -> Result<Observability, BuildError> {
         let mut names = std::collections::HashSet::new();
@@ -590,11 +663,9 @@ impl ObservabilityBuilder {
             ingress_capacity: self.ingress_capacity,
             overflow: self.overflow,
             mode: self.mode,
-            context: ExporterContext {
-                service_name: self.service_name,
-                // Each worker attaches its own.
-                custody: crate::exporter::Custody::detached(),
-            },
+            context: ExporterContext::new(self.service_name),
+            trace_ledger_capacity: self.trace_ledger_capacity,
+            on_drop: self.on_drop,
         })?;
         let wants = pipeline
             .core

@@ -15,6 +15,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::event::Signal;
+use crate::id::TraceId;
+
 /// Why an event did not reach a destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -28,7 +31,8 @@ pub enum DropReason {
     PermanentError,
     /// Every retry failed.
     RetriesExhausted,
-    /// Still pending when `shutdown`'s deadline passed.
+    /// Still pending when `shutdown` ended: its deadline passed, or its
+    /// exporter was known to be failing (see [`FlushReport`]).
     FlushTimeout,
     /// It could not be serialised for the destination.
     Serialization,
@@ -44,11 +48,14 @@ pub enum DropReason {
     ExporterPanicked,
     /// A processor panicked on it.
     ProcessorPanicked,
+    /// Still pending when the last `Observability` handle was dropped
+    /// without `shutdown` (nor an `ObservabilityGuard`).
+    DroppedWithoutShutdown,
 }
 
 impl DropReason {
     /// Every reason.
-    pub const ALL: [DropReason; 12] = [
+    pub const ALL: [DropReason; 13] = [
         Self::QueueFull,
         Self::AfterShutdown,
         Self::PermanentError,
@@ -61,6 +68,7 @@ impl DropReason {
         Self::ExporterDisabled,
         Self::ExporterPanicked,
         Self::ProcessorPanicked,
+        Self::DroppedWithoutShutdown,
     ];
 
     fn index(self) -> usize {
@@ -131,6 +139,10 @@ impl Counters {
                 "aiobs lost {n} event(s); further losses are counted in stats() and summarised at shutdown"
             );
         }
+    }
+    /// Cumulative losses per reason, indexed as [`DropReason::ALL`].
+    pub(crate) fn lost_by_reason(&self) -> [u64; N] {
+        std::array::from_fn(|i| self.by_reason[i].load(Ordering::Acquire))
     }
     pub(crate) fn set_error(&self, msg: &str) {
         if let Ok(mut e) = self.last_error.lock() {
@@ -289,42 +301,165 @@ impl Stats {
     }
 }
 
-/// What one exporter did during a flush.
+/// Which events a flush concerns: everything (the default), one trace's
+/// (`flush_trace`), and all exporters or only some.
+///
+/// ```
+/// use aiobs_core::{FlushScope, TraceId};
+/// let everything = FlushScope::all();
+/// let one_request_on_sqlite = FlushScope::trace(TraceId::random()).only(["sqlite"]);
+/// # let _ = (everything, one_request_on_sqlite);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[non_exhaustive]
+pub struct FlushScope {
+    /// `Some`: a request-scoped flush of this trace's events; `None`: all events.
+    pub trace: Option<TraceId>,
+    /// `Some`: only these exporters (by name); `None`: every exporter.
+    pub exporters: Option<Vec<String>>,
+}
+
+impl FlushScope {
+    /// Every event, every exporter: what `flush` and `shutdown` use.
+    pub fn all() -> Self {
+        Self::default()
+    }
+    /// One trace's events, every exporter: what `flush_trace` uses.
+    pub fn trace(trace_id: TraceId) -> Self {
+        Self {
+            trace: Some(trace_id),
+            exporters: None,
+        }
+    }
+    /// Only these exporters (by [`Exporter::name`](crate::Exporter::name)):
+    /// the flush neither waits for nor reports the others.
+    #[must_use]
+    pub fn only<I, S>(mut self, exporters: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.exporters = Some(exporters.into_iter().map(Into::into).collect());
+        self
+    }
+}
+
+/// How much of what it covers a [`FlushReport`] could count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Coverage {
+    /// Every event the report covers is counted (delivered, lost by reason,
+    /// or pending).
+    Exact,
+    /// Part of this trace's ledger was evicted before the report took it
+    /// (the trace ledger is bounded, see
+    /// [`ObservabilityBuilder::trace_ledger_capacity`](crate::ObservabilityBuilder::trace_ledger_capacity)):
+    /// the counts are a lower bound. The global ledger still counts every event.
+    TraceLedgerEvicted,
+    /// The trace ledger is disabled (capacity 0): a `flush_trace` report
+    /// counts no outcome; it only says whether the trace's events passed.
+    TraceLedgerDisabled,
+    /// The pipeline did not reach this call's barrier before the deadline
+    /// (its router was busy or blocked): the report counts no outcome, and
+    /// its `pending` is everything pending at the time.
+    BarrierNotReached,
+}
+
+/// What one exporter did with the events a flush covers.
+///
+/// All counts are numbers of events (a span's start and end are two events
+/// when the exporter subscribes to both).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct ExporterFlushReport {
     /// The exporter's name.
     pub name: String,
-    /// Events delivered since the previous report.
+    /// The report's events this exporter's destination acknowledged.
     pub delivered: u64,
-    /// Events failed since the previous report, by reason.
+    /// The report's events whose export was attempted and failed, by reason.
     pub failed: BTreeMap<DropReason, u64>,
-    /// Events dropped since the previous report, by reason.
+    /// The report's events never sent, by reason.
     pub dropped: BTreeMap<DropReason, u64>,
-    /// Events still pending when the flush returned (0 unless it timed out).
+    /// The report's events still pending when the call returned: 0 when
+    /// `completed`.
     pub pending: u64,
-    /// Whether the flush barrier completed for this exporter within the deadline.
+    /// Whether this exporter passed the barrier within the deadline: every
+    /// event the report covers is terminal here, and the exporter's own
+    /// `flush` (or `shutdown`) returned `Ok` in time.
     pub completed: bool,
-    /// The error returned by the exporter's own `flush`, if any.
+    /// The error returned by the exporter's own `flush` or `shutdown`, if any.
     pub flush_error: Option<String>,
+    /// Why it did not complete (`None` when it did): the deadline passed
+    /// with events pending, its destination was already known to be failing
+    /// (with the last error), the exporter's own flush failed or hung…
+    pub cause: Option<String>,
     /// Cumulative stats.
     pub totals: ExporterStats,
 }
 
-/// The result of `flush` or `shutdown`.
+/// The result of `flush`, `flush_trace`, `shutdown` or a guard's drop.
+///
+/// # What a report covers
+///
+/// A report is *exact*: each count is a number of events, and each event the
+/// call covers is counted once, as delivered, lost by reason, or pending.
+/// Which events a call covers depends on the ledger it reads:
+///
+/// - **`flush`, `shutdown`, the guard (the global ledger).** Every event
+///   belongs to the first global flush or shutdown placed behind it in the
+///   pipeline, per exporter. A report covers its own events — all emitted
+///   before the call (happens-before) and not already taken by an earlier
+///   concurrent global flush — plus what happened since to events an earlier
+///   report left pending. Concurrent global flushes therefore partition the
+///   stream: their reports never share or double-count an outcome, and added
+///   up they account for every event. A global flush cannot know which
+///   events are *yours*: another caller's flush may report your losses.
+/// - **`flush_trace(T)` (the trace ledger).** Every event of trace T belongs
+///   to the first `flush_trace(T)` behind it. The report covers all of T's
+///   events emitted before the call (since the previous `flush_trace(T)`),
+///   whatever global flush also reported them: this is how a request learns
+///   exactly what happened to its own events. Losses before any exporter
+///   (a full ingress, a processor panic, after shutdown) are counted too;
+///   sampling and filtering are not losses and are not counted per trace.
+///
+/// `pipeline_dropped` holds the losses before any exporter; `exporters` one
+/// entry per exporter in scope.
+///
+/// # Deadlines
+///
+/// The call returns by its deadline plus a small ε (50 ms is the aim; it is
+/// the time to wake the caller and read the ledgers), whatever the exporters
+/// do: a blocked or hung exporter is reported incomplete with a `cause`. An
+/// exporter whose destination is already known to be failing when the call
+/// begins (two or more consecutive failed attempts), or whose next retry
+/// falls after the deadline, is not waited for: it is reported at once as
+/// pending, with its last error as the `cause`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 #[must_use = "a flush report says whether anything failed or is still pending"]
 pub struct FlushReport {
-    /// Whether every exporter completed the barrier before the deadline.
+    /// Whether every exporter in scope completed (see
+    /// [`ExporterFlushReport::completed`]).
     pub completed: bool,
-    /// How long the call took.
+    /// How long the caller waited: from the call to its return.
     pub elapsed: Duration,
-    /// Pipeline-level drops since the previous report, by reason.
+    /// Which events and exporters the call concerned.
+    pub scope: FlushScope,
+    /// Whether the counts are exact; see [`Coverage`].
+    pub coverage: Coverage,
+    /// Why the call could not do its work at all, if so (e.g. a blocking
+    /// call on the thread that must run the pipeline, an unknown exporter
+    /// name): the report then counts nothing and `completed` is false.
+    pub cause: Option<String>,
+    /// The report's events lost before reaching any exporter, by reason.
     pub pipeline_dropped: BTreeMap<DropReason, u64>,
+    /// The report's events not yet past the pipeline's router when the call
+    /// returned (0 once the barrier was placed).
+    pub pipeline_pending: u64,
     /// Cumulative pipeline stats.
     pub pipeline: PipelineStats,
-    /// One entry per exporter.
+    /// One entry per exporter in scope.
     pub exporters: Vec<ExporterFlushReport>,
 }
 
@@ -333,12 +468,12 @@ impl FlushReport {
     pub fn exporter(&self, name: &str) -> Option<&ExporterFlushReport> {
         self.exporters.iter().find(|e| e.name == name)
     }
-    /// Events still pending anywhere.
+    /// The report's events still pending, anywhere.
     pub fn pending(&self) -> u64 {
-        self.pipeline.pending + self.exporters.iter().map(|e| e.pending).sum::<u64>()
+        self.pipeline_pending + self.exporters.iter().map(|e| e.pending).sum::<u64>()
     }
-    /// Events lost unintentionally since the previous report (failures and
-    /// drops other than sampling and filtering), anywhere.
+    /// The report's events lost unintentionally (failures and drops other
+    /// than sampling and filtering), anywhere.
     pub fn lost(&self) -> u64 {
         let unintended = |m: &BTreeMap<DropReason, u64>| {
             m.iter()
@@ -353,11 +488,22 @@ impl FlushReport {
                 .map(|e| unintended(&e.failed) + unintended(&e.dropped))
                 .sum::<u64>()
     }
-    /// True when the flush completed, nothing is pending, nothing was lost
-    /// since the previous report, and every exporter's own flush (a vendor
-    /// SDK's queue, an OpenTelemetry provider's `force_flush`) succeeded.
+    /// The names of the exporters that did not complete.
+    pub fn incomplete(&self) -> Vec<&str> {
+        self.exporters
+            .iter()
+            .filter(|e| !e.completed)
+            .map(|e| e.name.as_str())
+            .collect()
+    }
+    /// True when the call completed, its counts are exact, nothing it
+    /// covers is pending, nothing it covers was lost, and every exporter's
+    /// own flush (a vendor SDK's queue, an OpenTelemetry provider's
+    /// `force_flush`) succeeded.
     pub fn is_success(&self) -> bool {
         self.completed
+            && self.cause.is_none()
+            && self.coverage == Coverage::Exact
             && self.pending() == 0
             && self.lost() == 0
             && self.exporters.iter().all(|e| e.flush_error.is_none())
@@ -366,37 +512,54 @@ impl FlushReport {
 
 impl fmt::Display for FlushReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match &self.scope.trace {
+            Some(t) => format!("flush_trace({t})"),
+            None => "flush".to_owned(),
+        };
         writeln!(
             f,
-            "flush {} in {:?}: pipeline accepted {} routed {} pending {}{}",
+            "{what} {} in {:?}{}: pipeline pending {}{}{}",
             if self.completed {
                 "completed"
             } else {
-                "TIMED OUT"
+                "NOT COMPLETED"
             },
             self.elapsed,
-            self.pipeline.accepted,
-            self.pipeline.routed,
-            self.pipeline.pending,
+            match self.coverage {
+                Coverage::Exact => String::new(),
+                c => format!(
+                    " (coverage: {})",
+                    serde_json::to_value(c)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default()
+                ),
+            },
+            self.pipeline_pending,
             fmt_map(" dropped", &self.pipeline_dropped),
+            self.cause
+                .as_deref()
+                .map(|c| format!(" — {c}"))
+                .unwrap_or_default(),
         )?;
         for e in &self.exporters {
             writeln!(
                 f,
-                "  {}: delivered {}{}{} pending {}{}{}",
+                "  {}: {}delivered {}{}{} pending {}{}{}",
                 e.name,
+                if e.completed { "" } else { "INCOMPLETE " },
                 e.delivered,
                 fmt_map(" failed", &e.failed),
                 fmt_map(" dropped", &e.dropped),
                 e.pending,
-                e.flush_error
+                e.cause
                     .as_deref()
-                    .map(|x| format!(" flush error: {x}"))
+                    .map(|x| format!(" cause: {x}"))
                     .unwrap_or_default(),
                 e.totals
                     .last_error
                     .as_deref()
-                    .filter(|_| !e.failed.is_empty() || !e.dropped.is_empty())
+                    .filter(|_| e.cause.is_none() && (!e.failed.is_empty() || !e.dropped.is_empty()))
                     .map(|x| format!(" last error: {x}"))
                     .unwrap_or_default(),
             )?;
@@ -413,16 +576,21 @@ fn fmt_map(label: &str, m: &BTreeMap<DropReason, u64>) -> String {
     format!("{label} {{{}}}", parts.join(", "))
 }
 
-pub(crate) fn diff(
-    now: &BTreeMap<DropReason, u64>,
-    before: Option<&BTreeMap<DropReason, u64>>,
-) -> BTreeMap<DropReason, u64> {
-    now.iter()
-        .filter_map(|(r, n)| {
-            let d = n - before.and_then(|b| b.get(r)).copied().unwrap_or(0).min(*n);
-            (d > 0).then_some((*r, d))
-        })
-        .collect()
+/// One counted loss, as told to the drop observer registered with
+/// [`ObservabilityBuilder::on_drop`](crate::ObservabilityBuilder::on_drop).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DroppedEvents<'a> {
+    /// The exporter that lost them; `None` before any exporter (sampling,
+    /// filters, a full ingress, after shutdown, no exporter configured).
+    pub exporter: Option<&'a str>,
+    /// What kind of events they were (a sampled-out or filtered span counts
+    /// as its `SpanEnded`).
+    pub signal: Signal,
+    /// Why.
+    pub reason: DropReason,
+    /// How many events.
+    pub count: u64,
 }
 
 #[cfg(test)]

@@ -535,7 +535,7 @@ impl<T: TrackingExporter> Tracking<T> {
         let inner_held: HashSet<usize> = outcome.held.iter().copied().collect();
         let mut worker_held: Vec<usize> = Vec::new();
         let mut done: Vec<(usize, RootKey)> = Vec::new(); // (plan index, root) to forget
-        let (mut delivered, mut lost, mut lost_msg) = (0, 0, String::new());
+        let (mut delivered, mut lost, mut lost_msg) = (Vec::new(), Vec::new(), String::new());
         for (k, origin) in plan.origins.iter().enumerate() {
             match (*origin, refused.get(&k)) {
                 (Origin::Batch(i), Some(r)) => rejected.push(ItemRejection {
@@ -547,22 +547,23 @@ impl<T: TrackingExporter> Tracking<T> {
                 (Origin::Batch(_), None) => {}
                 (Origin::Held(_), Some(r)) if r.class.is_retryable() => {}
                 (Origin::Held(key), Some(r)) => {
-                    lost += 1;
+                    lost.push(plan.items[k].event.clone());
                     lost_msg.clone_from(&r.message);
                     done.push((k, key));
                 }
                 (Origin::Held(key), None) => {
                     // Handed over (or taken into the vendor's own custody).
                     if !inner_held.contains(&k) {
-                        delivered += 1;
+                        delivered.push(plan.items[k].event.clone());
                     }
                     done.push((k, key));
                 }
             }
         }
+        // Named events: each outcome reaches its own trace's report.
         let custody = self.custody();
-        custody.delivered(delivered);
-        custody.lost(DropReason::PermanentError, lost, &lost_msg);
+        custody.delivered_events(&delivered);
+        custody.lost_events(&lost, DropReason::PermanentError, &lost_msg);
         let rejected_idx: HashSet<usize> = rejected.iter().map(|r| r.index).collect();
         {
             let mut held = self.held();
@@ -645,12 +646,8 @@ impl<T: TrackingExporter> Tracking<T> {
                         } else {
                             DropReason::PermanentError
                         };
-                        let mut held = self.held();
-                        let count = held.count();
-                        held.roots.clear();
-                        held.bytes = 0;
-                        drop(held);
-                        self.custody().lost(reason, count, &e.message);
+                        let all = self.held().take_all();
+                        self.custody().lost_events(&all, reason, &e.message);
                         return Err(e);
                     }
                     Ok(Err(e)) => e,
@@ -672,6 +669,12 @@ impl<T: TrackingExporter> Tracking<T> {
 }
 
 impl HeldSpans {
+    /// Takes every held span out (to settle them all at once).
+    fn take_all(&mut self) -> Vec<Arc<ObservabilityEvent>> {
+        self.bytes = 0;
+        self.roots.drain().flat_map(|(_, r)| r.events).collect()
+    }
+
     /// Forgets one handed-over span of `key`.
     fn forget(&mut self, key: RootKey, event: &Arc<ObservabilityEvent>) {
         let Some(root) = self.roots.get_mut(&key) else {
@@ -727,13 +730,9 @@ impl<T: TrackingExporter> Exporter for Tracking<T> {
         let sent = self.release_all(deadline).await;
         if let Err(e) = &sent {
             // Nothing will send them now: count them, with the cause.
-            let mut held = self.held();
-            let n = held.count();
-            held.roots.clear();
-            held.bytes = 0;
-            drop(held);
+            let all = self.held().take_all();
             self.custody()
-                .lost(DropReason::RetriesExhausted, n, &e.message);
+                .lost_events(&all, DropReason::RetriesExhausted, &e.message);
         }
         let r = self.inner.shutdown(deadline).await;
         self.table().traces.clear();

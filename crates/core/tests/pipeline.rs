@@ -531,8 +531,14 @@ async fn flush_trace_delivers_one_trace_without_waiting_for_the_rest() {
             })
             .collect();
         assert_eq!(acked, ["tool", "this request", "log"], "inline={inline}");
+        assert!(report.is_success(), "inline={inline}: {report}");
         assert_eq!(
-            report.pending(),
+            report.exporter("per-request").unwrap().delivered,
+            2,
+            "{report}"
+        );
+        assert_eq!(
+            obs.stats().exporter("per-request").unwrap().pending,
             1,
             "the other trace still waits for its batch"
         );

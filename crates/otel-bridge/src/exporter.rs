@@ -22,6 +22,7 @@ use tokio::sync::Mutex;
 use crate::config::{OtelBuildError, OtelExporterBuilder, OtlpProtocol, Resolved};
 use crate::mapping::Mapper;
 use crate::metrics::GenAiMetrics;
+use crate::offload;
 use crate::transport::{self, OtlpTransport};
 
 /// The exporter's default name (and its metadata key, `metadata.otel`).
@@ -76,6 +77,8 @@ pub struct OtelExporter<E = opentelemetry_otlp::SpanExporter> {
     batch_policy: BatchPolicy,
     retry_policy: RetryPolicy,
     shut_down: AtomicBool,
+    /// The pipeline's context, from `init` (blocking work goes through it).
+    ctx: offload::Context,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -188,6 +191,7 @@ impl OtelExporterBuilder {
             batch_policy: self.batch_policy,
             retry_policy: cfg.retry_policy,
             shut_down: AtomicBool::new(false),
+            ctx: offload::Context::new(),
         }
     }
 }
@@ -472,21 +476,6 @@ fn ended_spans(batch: &ExportBatch) -> Vec<(usize, &ExportedSpan)> {
         .collect()
 }
 
-async fn blocking<T: Send + 'static>(
-    deadline: Instant,
-    what: &str,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, ExportError> {
-    let left = deadline.saturating_duration_since(Instant::now());
-    match tokio::time::timeout(left, tokio::task::spawn_blocking(f)).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(_)) => Err(ExportError::permanent(format!("{what} panicked"))),
-        Err(_) => Err(ExportError::transient(format!(
-            "{what} did not finish before the deadline"
-        ))),
-    }
-}
-
 #[async_trait::async_trait]
 impl<E: SpanExporter + 'static> Exporter for OtelExporter<E> {
     fn name(&self) -> &str {
@@ -507,6 +496,7 @@ impl<E: SpanExporter + 'static> Exporter for OtelExporter<E> {
     }
 
     async fn init(&self, ctx: &ExporterContext) -> Result<(), ExportError> {
+        let _first_init_wins = self.ctx.set(ctx.clone());
         let resource = self.resource(&ctx.service_name);
         self.delivery.exporter.lock().await.set_resource(&resource);
         if let Some(m) = &self.delivery.metrics {
@@ -524,30 +514,18 @@ impl<E: SpanExporter + 'static> Exporter for OtelExporter<E> {
         }
         let delivery = self.delivery.clone();
         let events = batch.to_vec();
-        let runtime = tokio::runtime::Handle::current();
-        // When this call is dropped (the worker's attempt timeout), the
-        // sender drops and the delivery is cancelled with its request, as an
-        // export on the pipeline's thread would be: a late answer from a
-        // hung backend must not deliver the batch a second time.
-        let (_cancel_on_drop, cancelled) = tokio::sync::oneshot::channel::<()>();
-        tokio::task::spawn_blocking(move || {
-            runtime.block_on(async {
-                tokio::select! {
-                    result = delivery.export(&events) => result,
-                    _ = cancelled => Err(ExportError::transient("export cancelled")),
-                }
-            })
-        })
-        .await
-        .unwrap_or_else(|_| Err(ExportError::permanent("the OTLP export panicked")))
+        offload::drive(&self.ctx, async move { delivery.export(&events).await }).await
     }
 
     async fn flush(&self, deadline: Instant) -> Result<(), ExportError> {
         // Nothing is buffered here; a SpanExporter of the user's own may buffer.
         let exporter = self.delivery.exporter.clone();
-        let flushed = blocking(deadline, "SpanExporter::force_flush", move || {
-            exporter.blocking_lock().force_flush()
-        })
+        let flushed = offload::run_blocking(
+            &self.ctx,
+            deadline,
+            "SpanExporter::force_flush",
+            move || exporter.blocking_lock().force_flush(),
+        )
         .await?;
         flushed.map_err(sdk_error)?;
         if let Some(m) = &self.delivery.metrics {
@@ -563,14 +541,15 @@ impl<E: SpanExporter + 'static> Exporter for OtelExporter<E> {
         let left = deadline
             .saturating_duration_since(Instant::now())
             .max(Duration::from_millis(1));
-        let closed = blocking(deadline, "SpanExporter::shutdown", move || {
-            exporter.blocking_lock().shutdown_with_timeout(left)
-        })
-        .await
-        .and_then(|r| match r {
-            Ok(()) | Err(OTelSdkError::AlreadyShutdown) => Ok(()),
-            Err(e) => Err(sdk_error(e)),
-        });
+        let closed =
+            offload::run_blocking(&self.ctx, deadline, "SpanExporter::shutdown", move || {
+                exporter.blocking_lock().shutdown_with_timeout(left)
+            })
+            .await
+            .and_then(|r| match r {
+                Ok(()) | Err(OTelSdkError::AlreadyShutdown) => Ok(()),
+                Err(e) => Err(sdk_error(e)),
+            });
         if let Some(m) = &self.delivery.metrics {
             m.shutdown();
         }

@@ -54,8 +54,9 @@
 //! `config.rs` (builder, `OTEL_*` variables), `mapping/` (aiobs span →
 //! `SpanData`), `transport.rs` (the HTTP client `opentelemetry-otlp` sends
 //! through: aiobs-http's, so answers are classified once, for the whole
-//! workspace), `exporter.rs`, `metrics.rs`, `bridge.rs` (context),
-//! `provider.rs` (recording into a provider). The OTLP encoding itself is
+//! workspace), `exporter.rs`, `offload.rs` (what runs off the pipeline's
+//! worker), `metrics.rs`, `bridge.rs` (context), `provider.rs` (recording
+//! into a provider). The OTLP encoding itself is
 //! `opentelemetry-otlp`'s: there is no `encode.rs`.
 //!
 //! ## Feature flags
@@ -68,6 +69,7 @@ mod config;
 mod exporter;
 mod mapping;
 mod metrics;
+mod offload;
 mod provider;
 mod transport;
 

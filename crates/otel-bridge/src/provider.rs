@@ -26,6 +26,7 @@ use opentelemetry_sdk::trace::{
 };
 
 use crate::mapping::Mapper;
+use crate::offload;
 
 thread_local! {
     /// The ids the next span started on this thread must get.
@@ -123,6 +124,7 @@ pub struct OtelProviderExporter {
     provider: SdkTracerProvider,
     tracer: SdkTracer,
     mapper: Mapper,
+    ctx: offload::Context,
 }
 
 impl OtelProviderExporter {
@@ -138,6 +140,7 @@ impl OtelProviderExporter {
             provider,
             tracer,
             mapper,
+            ctx: offload::Context::new(),
         }
     }
 
@@ -210,7 +213,8 @@ impl Exporter for OtelProviderExporter {
         RetryPolicy::default()
     }
 
-    async fn init(&self, _ctx: &ExporterContext) -> Result<(), ExportError> {
+    async fn init(&self, ctx: &ExporterContext) -> Result<(), ExportError> {
+        let _first_init_wins = self.ctx.set(ctx.clone());
         Ok(())
     }
 
@@ -227,13 +231,16 @@ impl Exporter for OtelProviderExporter {
             .collect();
         let tracer = self.tracer.clone();
         // A SimpleSpanProcessor exports inside `end()`, blocking: off the
-        // pipeline thread. Stops at the first span given ids of its own.
-        let all_ours =
-            tokio::task::spawn_blocking(move || data.into_iter().all(|d| record(&tracer, d)))
-                .await
-                .map_err(|_| {
-                    ExportError::permanent("recording into the tracer provider panicked")
-                })?;
+        // worker. Stops at the first span given ids of its own. (The attempt
+        // timeout bounds the wait; no deadline is tighter.)
+        let far = Instant::now() + self.retry_policy().attempt_timeout;
+        let all_ours = offload::run_blocking(
+            &self.ctx,
+            far,
+            "recording into the SdkTracerProvider",
+            move || data.into_iter().all(|d| record(&tracer, d)),
+        )
+        .await?;
         if all_ours {
             Ok(ExportOutcome::all_delivered())
         } else {
@@ -246,24 +253,14 @@ impl Exporter for OtelProviderExporter {
 
     async fn flush(&self, deadline: Instant) -> Result<(), ExportError> {
         let provider = self.provider.clone();
-        let left = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(
-            left,
-            tokio::task::spawn_blocking(move || provider.force_flush()),
+        offload::run_blocking(
+            &self.ctx,
+            deadline,
+            "SdkTracerProvider::force_flush",
+            move || provider.force_flush(),
         )
-        .await
-        {
-            Ok(Ok(Ok(()))) => Ok(()),
-            Ok(Ok(Err(e))) => Err(ExportError::transient(format!(
-                "SdkTracerProvider::force_flush failed: {e}"
-            ))),
-            Ok(Err(_)) => Err(ExportError::permanent(
-                "SdkTracerProvider::force_flush panicked",
-            )),
-            Err(_) => Err(ExportError::transient(
-                "SdkTracerProvider::force_flush did not return before the deadline",
-            )),
-        }
+        .await?
+        .map_err(|e| ExportError::transient(format!("SdkTracerProvider::force_flush failed: {e}")))
     }
 
     async fn shutdown(&self, deadline: Instant) -> Result<(), ExportError> {

@@ -7,8 +7,10 @@ mod delivery;
 mod emit;
 mod faults;
 mod hostile;
+mod isolation;
 mod lifecycle;
 mod ordering;
+mod reports;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -55,11 +57,19 @@ pub enum Scenario {
     /// Deep nesting, huge strings, NaN/∞, lone surrogates, control characters,
     /// values that fail to serialise.
     HostilePayloads,
+    /// A neighbour exporter that blocks its thread in every call: this
+    /// exporter's deliveries and every flush, `flush_trace` and shutdown
+    /// deadline are unaffected.
+    NeighbourBlocks,
+    /// Requests flushing their own traces while others flush everything, all
+    /// at once, with a queue that overflowed: each report covers exactly its
+    /// own events.
+    ConcurrentFlushers,
 }
 
 impl Scenario {
     /// Every scenario, in the order `run_all` runs them.
-    pub const ALL: [Scenario; 13] = [
+    pub const ALL: [Scenario; 15] = [
         Self::AlwaysSucceed,
         Self::TransientErrors,
         Self::PermanentErrors,
@@ -73,6 +83,8 @@ impl Scenario {
         Self::DurableReplay,
         Self::Concurrency,
         Self::HostilePayloads,
+        Self::NeighbourBlocks,
+        Self::ConcurrentFlushers,
     ];
 
     /// The snake_case name (also the test name the macro generates).
@@ -91,6 +103,8 @@ impl Scenario {
             Self::DurableReplay => "durable_replay",
             Self::Concurrency => "concurrency",
             Self::HostilePayloads => "hostile_payloads",
+            Self::NeighbourBlocks => "neighbour_blocks",
+            Self::ConcurrentFlushers => "concurrent_flushers",
         }
     }
 }
@@ -301,6 +315,8 @@ impl<'h> Run<'h> {
             Scenario::DurableReplay => ordering::durable_replay(self).await?,
             Scenario::Concurrency => delivery::concurrency(self).await?,
             Scenario::HostilePayloads => hostile::hostile_payloads(self).await?,
+            Scenario::NeighbourBlocks => isolation::neighbour_blocks(self).await?,
+            Scenario::ConcurrentFlushers => reports::concurrent_flushers(self).await?,
         }
         Ok(std::mem::take(&mut *lock(&self.notes)))
     }
@@ -336,6 +352,17 @@ impl<'h> Run<'h> {
     }
 
     pub(crate) fn pipe_wrapped(&self, tuning: Tuning, wrapping: Wrapping) -> Step<Pipe> {
+        self.pipe_beside(tuning, wrapping, None)
+    }
+
+    /// Like [`Run::pipe_wrapped`], with a second exporter beside the one
+    /// under test (in the same `Observability`).
+    pub(crate) fn pipe_beside(
+        &self,
+        tuning: Tuning,
+        wrapping: Wrapping,
+        neighbour: Option<Arc<dyn Exporter>>,
+    ) -> Step<Pipe> {
         let made = self.harness.make(&self.dest).map_err(|e| {
             self.fail(format!(
                 "expected the harness to make an exporter but observed an error: {e}"
@@ -360,6 +387,10 @@ impl<'h> Run<'h> {
             Wrapping::Plain => builder.exporter(instrumented),
             Wrapping::Arc => builder.exporter(Arc::new(instrumented)),
             Wrapping::BoxDyn => builder.exporter(Box::new(instrumented) as Box<dyn Exporter>),
+        };
+        let builder = match neighbour {
+            Some(n) => builder.exporter_arc(n),
+            None => builder,
         };
         let obs = builder.build().map_err(|e| {
             self.fail(format!(

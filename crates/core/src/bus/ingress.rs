@@ -7,6 +7,8 @@
 //! never stranded.
 
 use std::sync::Mutex;
+
+use super::ledger::lock;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -34,6 +36,20 @@ impl From<ObservabilityEvent> for Queued {
 }
 
 impl Queued {
+    pub(crate) fn signal(&self) -> crate::event::Signal {
+        match self {
+            Queued::Span(SpanEventKind::Started, _) => crate::event::Signal::SpanStarted,
+            Queued::Span(SpanEventKind::Updated, _) => crate::event::Signal::SpanUpdated,
+            Queued::Span(SpanEventKind::Ended, _) => crate::event::Signal::SpanEnded,
+            Queued::Record(event) => event.signal(),
+        }
+    }
+    pub(crate) fn trace_id(&self) -> Option<crate::id::TraceId> {
+        match self {
+            Queued::Span(_, span) => Some(span.trace_id),
+            Queued::Record(event) => event.trace_id(),
+        }
+    }
     pub(crate) fn into_event(self) -> ObservabilityEvent {
         match self {
             Queued::Span(kind, span) => ObservabilityEvent::Span { kind, span },
@@ -50,11 +66,11 @@ struct Shard {
     closed: bool,
 }
 
-/// Why a push was refused. A full queue hands the event back, for the
-/// `Block` policy to retry.
+/// Why a push was refused. The event comes back: a full queue's for the
+/// `Block` policy to retry, either for its loss to be counted.
 pub(crate) enum Refused {
     Full(Queued),
-    Closed,
+    Closed(Queued),
 }
 
 pub(crate) struct Ingress {
@@ -98,11 +114,9 @@ impl Ingress {
 
     pub(crate) fn push(&self, event: Queued) -> Result<(), Refused> {
         {
-            let Ok(mut s) = self.shard().lock() else {
-                return Err(Refused::Closed);
-            };
+            let mut s = lock(self.shard());
             if s.closed {
-                return Err(Refused::Closed);
+                return Err(Refused::Closed(event));
             }
             if s.events.len() >= self.capacity_per_shard {
                 return Err(Refused::Full(event));
@@ -150,9 +164,7 @@ impl Ingress {
     pub(crate) fn drain_into(&self, out: &mut Vec<Queued>) -> usize {
         let before = out.len();
         for shard in self.shards.iter() {
-            if let Ok(mut s) = shard.lock() {
-                out.append(&mut s.events);
-            }
+            out.append(&mut lock(shard).events);
         }
         out.len() - before
     }
@@ -160,17 +172,47 @@ impl Ingress {
     /// Refuses every later push. What is queued stays for the router's last drain.
     pub(crate) fn close(&self) {
         for shard in self.shards.iter() {
-            if let Ok(mut s) = shard.lock() {
-                s.closed = true;
-            }
+            lock(shard).closed = true;
         }
     }
 
     /// Events ever accepted into the queue.
     pub(crate) fn pushed(&self) -> u64 {
-        self.shards
-            .iter()
-            .filter_map(|s| s.lock().ok().map(|s| s.pushed))
-            .sum()
+        self.shards.iter().map(|s| lock(s).pushed).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::TraceId;
+    use crate::bus::test_support::ended;
+
+    #[test]
+    fn a_full_or_closed_ingress_hands_the_event_back_and_drains_what_it_took() {
+        let ingress = Ingress::new(2);
+        let per_shard = ingress.capacity_per_shard;
+        let trace = TraceId::random();
+        for _ in 0..per_shard {
+            assert!(ingress.push(ended(trace, "ok")).is_ok());
+        }
+        match ingress.push(ended(trace, "one too many")) {
+            Err(Refused::Full(q)) => assert_eq!(q.trace_id(), Some(trace)),
+            _ => panic!("a full shard must refuse and hand the event back"),
+        }
+        ingress.close();
+        match ingress.push(ended(trace, "late")) {
+            Err(Refused::Closed(q)) => {
+                assert_eq!(q.signal(), crate::Signal::SpanEnded);
+            }
+            _ => panic!("a closed ingress must refuse"),
+        }
+        let mut out = Vec::new();
+        assert_eq!(
+            ingress.drain_into(&mut out),
+            per_shard,
+            "what was taken before closing stays"
+        );
+        assert_eq!(ingress.pushed(), per_shard as u64);
     }
 }

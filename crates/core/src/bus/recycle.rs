@@ -9,8 +9,9 @@
 //! them instead of asking the allocator again.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
+use crate::event::ObservabilityEvent;
 use crate::span::ExportedSpan;
 
 /// Span allocations kept per thread for reuse.
@@ -102,6 +103,59 @@ impl Recycler {
     }
 }
 
+/// Events whose export is terminal, handed back by the workers to be freed
+/// on the router's thread, which allocated their shells: freeing them on a
+/// worker's thread would make glibc lock the router's arena for every event.
+#[derive(Debug, Default)]
+pub(crate) struct Returned {
+    bin: Mutex<Vec<Arc<ObservabilityEvent>>>,
+    len: AtomicUsize,
+}
+
+/// From this many events held, a worker wakes the router to free them.
+const RETURN_WAKE_AT: usize = 8192;
+
+impl Returned {
+    /// A worker hands back events it is done with. Returns whether the
+    /// router should be woken to free them.
+    pub(crate) fn put(&self, events: &mut Vec<Arc<ObservabilityEvent>>) -> bool {
+        if events.is_empty() {
+            return false;
+        }
+        let mut bin = self.bin.lock().unwrap_or_else(PoisonError::into_inner);
+        if bin.is_empty() {
+            // Keep the worker's allocation: it is refilled next batch.
+            std::mem::swap(&mut *bin, events);
+        } else {
+            bin.append(events);
+        }
+        let len = bin.len();
+        self.len.store(len, Ordering::Relaxed);
+        len >= RETURN_WAKE_AT
+    }
+
+    /// The router frees what was handed back; span allocations go on to the
+    /// recycler for the emitting threads.
+    pub(crate) fn free(&self, recycler: &Recycler, scratch: &mut Vec<Arc<ObservabilityEvent>>) {
+        if self.len.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        {
+            let mut bin = self.bin.lock().unwrap_or_else(PoisonError::into_inner);
+            std::mem::swap(&mut *bin, scratch);
+            self.len.store(0, Ordering::Relaxed);
+        }
+        let mut spent = Vec::with_capacity(scratch.len());
+        for ev in scratch.drain(..) {
+            // The last holder of an event unwraps it.
+            if let Some(ObservabilityEvent::Span { span, .. }) = Arc::into_inner(ev) {
+                spent.push(span);
+            }
+        }
+        recycler.put(&mut spent);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::borrow::Cow;
@@ -121,6 +175,32 @@ mod tests {
                 ))
             })
             .collect()
+    }
+
+    #[test]
+    fn returned_events_are_freed_by_the_router_and_their_spans_recycled() {
+        let returned = Returned::default();
+        let recycler = Recycler::default();
+        let mut events: Vec<Arc<ObservabilityEvent>> = spans(3)
+            .into_iter()
+            .map(|span| {
+                Arc::new(ObservabilityEvent::Span {
+                    kind: crate::event::SpanEventKind::Ended,
+                    span,
+                })
+            })
+            .collect();
+        let shared = events[0].clone(); // another exporter still holds it
+        assert!(!returned.put(&mut events));
+        assert!(events.is_empty());
+        let mut scratch = Vec::new();
+        returned.free(&recycler, &mut scratch);
+        assert_eq!(
+            recycler.len.load(Ordering::Relaxed),
+            2,
+            "the shared one is not the last holder"
+        );
+        drop(shared);
     }
 
     fn pool_len() -> usize {

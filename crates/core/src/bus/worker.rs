@@ -1,248 +1,122 @@
-//! One exporter's queue and worker: batching, retry, flush barriers, accounting.
+//! One exporter's worker: batching, retry, passing barriers.
 //!
-//! This is the only place where events reach a terminal state. Every event in
-//! an exporter's queue is counted `accepted`; the worker moves it to
-//! delivered, failed or dropped, and nowhere else does.
+//! It runs on a thread of its own (the default runtime mode), so an exporter
+//! that blocks its thread or burns CPU stalls only itself. Every outcome it
+//! reaches is counted through [`Slot::settle`], with the event's tag, so the
+//! status travels with the event into both ledgers.
 
+use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use futures_util::FutureExt;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 
-use crate::event::{ObservabilityEvent, Signals};
-use crate::exporter::{
-    BatchPolicy, Custody, ErrorClass, ExportError, Exporter, ExporterContext, RetryPolicy,
-    Settlement,
-};
-use crate::stats::{Counters, DropReason, ExporterStats};
+use super::Core;
+use super::barrier::{Barrier, LaneResult};
+use super::ledger::lock;
+use super::queue::{EventRef, Outcome, Routed, Slot, Tag, WorkerMsg};
+use super::timer::Timers;
+use crate::exporter::{Custody, ErrorClass, ExportError, ExporterContext, Settlement};
+use crate::stats::DropReason;
 
-pub(crate) type EventRef = Arc<ObservabilityEvent>;
-
-/// A message on an exporter's queue.
-pub(crate) enum WorkerMsg {
-    Events(Vec<EventRef>),
-    Barrier(Arc<Barrier>),
+/// An event waiting for its batch.
+struct Item {
+    event: EventRef,
+    size: usize,
+    tag: Tag,
 }
 
-/// A flush or shutdown travelling behind the events emitted before it.
-pub(crate) struct Barrier {
-    pub(crate) deadline: Instant,
-    pub(crate) shutdown: bool,
-    /// A request-scoped flush: only this trace's events must pass.
-    pub(crate) trace: Option<crate::id::TraceId>,
-    remaining: AtomicUsize,
-    /// Per exporter: `None` until it completed; then the error of its own flush, if any.
-    results: Mutex<Vec<Option<Option<String>>>>,
-    done: Notify,
-}
-
-impl Barrier {
-    pub(crate) fn new(
-        exporters: usize,
-        deadline: Instant,
-        shutdown: bool,
-        trace: Option<crate::id::TraceId>,
-    ) -> Arc<Self> {
-        Arc::new(Self {
-            deadline,
-            shutdown,
-            trace,
-            remaining: AtomicUsize::new(exporters),
-            results: Mutex::new(vec![None; exporters]),
-            done: Notify::new(),
-        })
-    }
-    fn complete(&self, index: usize, flush_error: Option<String>) {
-        if let Ok(mut r) = self.results.lock()
-            && let Some(slot) = r.get_mut(index)
-        {
-            *slot = Some(flush_error);
-        }
-        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.done.notify_waiters();
-            self.done.notify_one();
-        }
-    }
-    /// Waits until every exporter passed the barrier, or the deadline.
-    pub(crate) async fn wait(&self) -> bool {
-        let deadline = tokio::time::Instant::from_std(self.deadline);
-        loop {
-            let notified = self.done.notified();
-            if self.remaining.load(Ordering::Acquire) == 0 {
-                return true;
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return self.remaining.load(Ordering::Acquire) == 0;
-            }
-        }
-    }
-    pub(crate) fn result(&self, index: usize) -> Option<Option<String>> {
-        self.results
-            .lock()
-            .ok()
-            .and_then(|r| r.get(index).cloned().flatten())
-    }
-}
-
-/// The shared half of an exporter's lane: what the router, stats and flush see.
-pub(crate) struct Slot {
-    pub(crate) index: usize,
-    pub(crate) name: String,
-    pub(crate) exporter: Arc<dyn Exporter>,
-    pub(crate) signals: Signals,
-    pub(crate) policy: BatchPolicy,
-    pub(crate) retry: RetryPolicy,
-    pub(crate) counters: Counters,
-    /// Events in the queue, the batch buffer or in flight.
-    pub(crate) queued: AtomicUsize,
-    attempts: AtomicU64,
-    retries: AtomicU64,
-    disabled: AtomicBool,
-    /// Events the exporter holds (see `ExportOutcome::held`), not yet settled.
-    held: AtomicUsize,
-    pub(crate) tx: mpsc::UnboundedSender<WorkerMsg>,
-    pub(crate) recycler: Arc<super::recycle::Recycler>,
-}
-
-impl Slot {
-    pub(crate) fn new(
-        index: usize,
-        exporter: Arc<dyn Exporter>,
-        recycler: Arc<super::recycle::Recycler>,
-    ) -> (Arc<Slot>, mpsc::UnboundedReceiver<WorkerMsg>) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let slot = Arc::new(Slot {
-            index,
-            name: exporter.name().to_owned(),
-            signals: exporter.signals(),
-            policy: exporter.batch_policy(),
-            retry: exporter.retry_policy(),
-            exporter,
-            counters: Counters::default(),
-            queued: AtomicUsize::new(0),
-            attempts: AtomicU64::new(0),
-            retries: AtomicU64::new(0),
-            disabled: AtomicBool::new(false),
-            held: AtomicUsize::new(0),
-            tx,
-            recycler,
-        });
-        (slot, rx)
-    }
-
-    pub(crate) fn stats(&self) -> ExporterStats {
-        ExporterStats::from_snapshot(
-            &self.name,
-            self.counters.snapshot(),
-            self.attempts.load(Ordering::Relaxed),
-            self.retries.load(Ordering::Relaxed),
-            self.disabled.load(Ordering::Relaxed),
-        )
-    }
-
-    fn settle(&self, n: usize) {
-        self.queued.fetch_sub(n, Ordering::AcqRel);
-    }
-
-    fn lose(&self, reason: DropReason, n: usize, detail: Option<&str>) {
-        self.counters.lose(&self.name, reason, n as u64, detail);
-        self.settle(n);
-    }
-
-    fn deliver(&self, n: usize) {
-        self.counters.pass(n as u64);
-        self.settle(n);
-    }
-
-    /// Takes up to `n` held events out of custody; returns how many were held
-    /// (an exporter that settles more than it holds must not corrupt accounting).
-    fn release_held(&self, n: usize) -> usize {
-        let mut taken = 0;
-        let updated = self
-            .held
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |h| {
-                taken = n.min(h);
-                Some(h - taken)
-            });
-        if updated.is_ok() { taken } else { 0 }
-    }
-
-    /// Counts events that will never be exported (shutdown deadline passed).
-    pub(crate) fn abandon_pending(&self) {
-        let pending = self.stats().pending;
-        if pending > 0 {
-            self.counters.lose(
-                &self.name,
-                DropReason::FlushTimeout,
-                pending,
-                Some("still pending when the shutdown deadline passed"),
-            );
-        }
-    }
-}
-
-/// The worker half: owns the queue's receiving end and the batch buffer.
+/// The worker half of a lane: owns the queue's receiving end and the batch buffer.
 pub(crate) struct Worker {
-    pub(crate) slot: Arc<Slot>,
+    slot: Arc<Slot>,
+    core: Arc<Core>,
     rx: mpsc::UnboundedReceiver<WorkerMsg>,
-    /// Events waiting for a batch, with their estimated sizes.
-    buffer: std::collections::VecDeque<(EventRef, usize)>,
+    buffer: VecDeque<Item>,
     buffer_bytes: usize,
     oldest: Option<Instant>,
-    /// The batch being exported. Kept here, not in a local, so that a
-    /// cancelled export (inline mode's deadline) leaves it to be sent next time.
+    /// The batch being exported, and its tags. Kept here, not in a local, so
+    /// that a cancelled export (inline mode's deadline) leaves it to be sent next time.
     inflight: Vec<EventRef>,
+    inflight_tags: Vec<Tag>,
     ctx: ExporterContext,
     initialized: bool,
-    spent: Vec<Arc<crate::span::ExportedSpan>>,
+    timers: Timers,
+    /// Inline mode: the deadline of the flush driving this worker; a retry
+    /// due after it is left for the next flush.
+    give_up_at: Option<Instant>,
+}
+
+enum Attempt {
+    Done,
+    Retry(ErrorClass),
 }
 
 impl Worker {
     pub(crate) fn new(
         slot: Arc<Slot>,
+        core: Arc<Core>,
         rx: mpsc::UnboundedReceiver<WorkerMsg>,
-        mut ctx: ExporterContext,
+        ctx: ExporterContext,
+        timers: Timers,
     ) -> Self {
-        // Events the exporter holds stay counted in `queued` (pending) until
-        // it settles them here.
-        let held_by = Arc::downgrade(&slot);
-        ctx.custody = Custody::new(Arc::new(move |s: Settlement<'_>| {
-            let Some(slot) = held_by.upgrade() else {
-                return;
-            };
-            match s {
-                Settlement::Delivered(n) => slot.deliver(slot.release_held(n)),
-                Settlement::Lost(reason, n, detail) => {
-                    slot.lose(reason, slot.release_held(n), Some(detail));
-                }
+        // The exporter settles the events it holds here, into their accounts.
+        let held_by = Arc::downgrade(&core);
+        let index = slot.index;
+        let custody = Custody::new(Arc::new(move |s: Settlement<'_>| {
+            if let Some(core) = held_by.upgrade()
+                && let Some(slot) = core.slots.get(index)
+            {
+                slot.settle_held(&core, s);
             }
         }));
+        let ctx = ctx.for_exporter(custody, slot.retry.attempt_timeout, timers);
         Self {
             slot,
+            core,
             rx,
-            buffer: std::collections::VecDeque::new(),
+            buffer: VecDeque::new(),
             buffer_bytes: 0,
             oldest: None,
             inflight: Vec::new(),
+            inflight_tags: Vec::new(),
             ctx,
             initialized: false,
-            spent: Vec::new(),
+            timers,
+            give_up_at: None,
         }
     }
 
-    /// The background loop: runs until a shutdown barrier passes or the queue closes.
+    pub(crate) fn name(&self) -> &str {
+        &self.slot.name
+    }
+
+    pub(crate) fn index(&self) -> usize {
+        self.slot.index
+    }
+
+    /// The background loop: runs until a shutdown barrier passes, the queue
+    /// closes, or the lane is abandoned (then whatever it was doing is dropped).
     pub(crate) async fn run(mut self) {
+        let slot = self.slot.clone();
+        let stop = std::pin::pin!(slot.stop.wait());
+        let serve = std::pin::pin!(self.serve());
+        let _either = futures_util::future::select(stop, serve).await;
+    }
+
+    async fn serve(&mut self) {
         loop {
             let msg = match self.oldest {
                 None => self.rx.recv().await,
                 Some(oldest) => {
-                    let at = tokio::time::Instant::from_std(oldest + self.slot.policy.max_wait);
+                    let at = oldest + self.slot.policy.max_wait;
+                    let timer = self.timers.sleep_until(at);
                     tokio::select! {
+                        biased;
                         m = self.rx.recv() => m,
-                        () = tokio::time::sleep_until(at) => {
+                        () = timer => {
                             self.export_buffered().await;
                             continue;
                         }
@@ -252,9 +126,8 @@ impl Worker {
             match msg {
                 Some(WorkerMsg::Events(events)) => self.take(events).await,
                 Some(WorkerMsg::Barrier(b)) => {
-                    let shutdown = b.shutdown;
                     self.pass_barrier(&b).await;
-                    if shutdown {
+                    if b.shutdown {
                         return;
                     }
                 }
@@ -266,31 +139,39 @@ impl Worker {
         }
     }
 
-    /// Inline mode: processes everything queued now, up to and including `barrier`.
+    /// Inline mode: processes everything queued now, then passes `barrier`.
     pub(crate) async fn pump(&mut self, barrier: &Barrier) {
+        self.give_up_at = Some(barrier.deadline);
         while let Ok(msg) = self.rx.try_recv() {
             match msg {
                 WorkerMsg::Events(events) => self.take(events).await,
-                // Barriers of inline flushes are passed directly below.
                 WorkerMsg::Barrier(b) => self.pass_barrier(&b).await,
             }
         }
         self.pass_barrier(barrier).await;
+        self.give_up_at = None;
     }
 
-    async fn take(&mut self, events: Vec<EventRef>) {
+    async fn take(&mut self, events: Vec<Routed>) {
         if self.buffer.is_empty() {
             self.oldest = Some(Instant::now());
         }
-        for e in events {
-            let size = e.estimated_size();
+        for r in events {
+            let size = r.event.estimated_size();
             self.buffer_bytes += size;
-            self.buffer.push_back((e, size));
+            self.buffer.push_back(Item {
+                event: r.event,
+                size,
+                tag: r.tag,
+            });
         }
         while self.buffer.len() >= self.slot.policy.max_events
             || self.buffer_bytes >= self.slot.policy.max_bytes
         {
             self.export_one_batch().await;
+            if !self.inflight.is_empty() {
+                return; // inline mode gave up until the next flush
+            }
         }
     }
 
@@ -298,6 +179,10 @@ impl Worker {
         match barrier.trace {
             None => self.export_buffered().await,
             Some(trace) => self.export_trace(trace).await,
+        }
+        if !self.inflight.is_empty() {
+            // Inline mode gave up on a retry due after the deadline: not passed.
+            return;
         }
         let deadline = barrier.deadline;
         let exporter = &self.slot.exporter;
@@ -308,27 +193,43 @@ impl Worker {
                 exporter.flush(deadline).await
             }
         };
-        let flush_error = match tokio::time::timeout_at(
-            tokio::time::Instant::from_std(deadline),
-            AssertUnwindSafe(call).catch_unwind(),
-        )
-        .await
+        let (flush_error, timed_out) = match self
+            .timers
+            .timeout_at(deadline, AssertUnwindSafe(call).catch_unwind())
+            .await
         {
-            Ok(Ok(Ok(()))) => None,
-            Ok(Ok(Err(e))) => Some(e.to_string()),
-            Ok(Err(_)) => Some(format!(
-                "exporter {} panicked in flush/shutdown",
-                self.slot.name
-            )),
-            Err(_) => Some(format!(
-                "exporter {} did not finish flush/shutdown before the deadline",
-                self.slot.name
-            )),
+            Ok(Ok(Ok(()))) => (None, false),
+            Ok(Ok(Err(e))) => (Some(e.to_string()), false),
+            Ok(Err(_)) => (
+                Some(format!(
+                    "exporter {} panicked in flush/shutdown",
+                    self.slot.name
+                )),
+                false,
+            ),
+            Err(_) => (
+                Some(format!(
+                    "exporter {}'s own {} did not return before the deadline",
+                    self.slot.name,
+                    if barrier.shutdown {
+                        "shutdown"
+                    } else {
+                        "flush"
+                    }
+                )),
+                true,
+            ),
         };
         if let Some(e) = &flush_error {
             self.slot.counters.set_error(e);
         }
-        barrier.complete(self.slot.index, flush_error);
+        barrier.record(
+            self.slot.index,
+            LaneResult::Passed {
+                flush_error,
+                timed_out,
+            },
+        );
     }
 
     /// Exports one trace's buffered events now, ahead of the rest (which keep
@@ -336,29 +237,46 @@ impl Worker {
     async fn export_trace(&mut self, trace: crate::id::TraceId) {
         if !self.inflight.is_empty() {
             self.deliver_inflight().await;
+            if !self.inflight.is_empty() {
+                return;
+            }
         }
-        let (mine, rest): (std::collections::VecDeque<_>, _) = std::mem::take(&mut self.buffer)
+        let (mine, rest): (VecDeque<Item>, VecDeque<Item>) = std::mem::take(&mut self.buffer)
             .into_iter()
             // Records with no trace (a log, a metric) may belong to this
             // request: they go too, rather than wait for a full flush that a
             // frozen serverless isolate may never run.
-            .partition(|(e, _)| e.trace_id().is_none_or(|t| t == trace));
+            .partition(|i| i.event.trace_id().is_none_or(|t| t == trace));
         self.buffer = rest;
-        self.buffer_bytes = self.buffer.iter().map(|(_, size)| size).sum();
+        self.buffer_bytes = self.buffer.iter().map(|i| i.size).sum();
         if self.buffer.is_empty() {
             self.oldest = None;
         }
-        let mut mine: Vec<EventRef> = mine.into_iter().map(|(e, _)| e).collect();
+        let mut mine = mine;
         while !mine.is_empty() {
             let n = mine.len().min(self.slot.policy.max_events);
-            self.inflight = mine.drain(..n).collect();
+            for item in mine.drain(..n) {
+                self.inflight.push(item.event);
+                self.inflight_tags.push(item.tag);
+            }
             self.deliver_inflight().await;
+            if !self.inflight.is_empty() {
+                // Gave up (inline): what is left waits in the buffer again.
+                for item in mine.into_iter().rev() {
+                    self.buffer_bytes += item.size;
+                    self.buffer.push_front(item);
+                }
+                return;
+            }
         }
     }
 
     async fn export_buffered(&mut self) {
         while !self.inflight.is_empty() || !self.buffer.is_empty() {
             self.export_one_batch().await;
+            if !self.inflight.is_empty() {
+                return; // inline mode gave up until the next flush
+            }
         }
         self.oldest = None;
     }
@@ -368,14 +286,15 @@ impl Worker {
         if self.inflight.is_empty() {
             let policy = self.slot.policy;
             let mut bytes = 0;
-            while let Some((_, size)) = self.buffer.front() {
+            while let Some(item) = self.buffer.front() {
                 let n = self.inflight.len();
-                if n > 0 && (n >= policy.max_events || bytes + size > policy.max_bytes) {
+                if n > 0 && (n >= policy.max_events || bytes + item.size > policy.max_bytes) {
                     break;
                 }
-                bytes += size;
-                if let Some((e, _)) = self.buffer.pop_front() {
-                    self.inflight.push(e);
+                bytes += item.size;
+                if let Some(item) = self.buffer.pop_front() {
+                    self.inflight.push(item.event);
+                    self.inflight_tags.push(item.tag);
                 }
             }
             self.buffer_bytes = self.buffer_bytes.saturating_sub(bytes);
@@ -386,15 +305,14 @@ impl Worker {
         self.deliver_inflight().await;
     }
 
-    /// Exports `inflight` with retries until every item is terminal.
+    /// Exports `inflight` with retries until every item is terminal (or,
+    /// inline, until the next retry would fall after the flush's deadline).
     async fn deliver_inflight(&mut self) {
         let slot = self.slot.clone();
         let mut retry = 0u32;
         while !self.inflight.is_empty() {
             if slot.disabled.load(Ordering::Acquire) {
-                let n = self.inflight.len();
-                self.retire_inflight();
-                slot.lose(DropReason::ExporterDisabled, n, None);
+                self.settle_all(Outcome::Lost(DropReason::ExporterDisabled, None));
                 return;
             }
             slot.attempts.fetch_add(1, Ordering::Relaxed);
@@ -406,17 +324,24 @@ impl Worker {
                 Attempt::Retry(class) => class,
             };
             if retry >= slot.retry.max_retries {
-                let n = self.inflight.len();
-                self.retire_inflight();
-                slot.lose(DropReason::RetriesExhausted, n, None);
+                self.settle_all(Outcome::Lost(DropReason::RetriesExhausted, None));
                 return;
             }
             let wait = match class {
                 ErrorClass::Throttled(Some(after)) => after.min(slot.retry.max_backoff),
                 _ => slot.retry.backoff(retry),
             };
+            let at = Instant::now() + wait;
+            if self.give_up_at.is_some_and(|limit| at > limit) {
+                lock(&slot.health).retry_at = Some(at);
+                return;
+            }
             retry += 1;
-            tokio::time::sleep(wait).await;
+            lock(&slot.health).retry_at = Some(at);
+            // Callers waiting on a flush decide whether a retry this late is worth waiting for.
+            self.core.barriers.notify_all();
+            self.timers.sleep_until(at).await;
+            lock(&slot.health).retry_at = None;
         }
     }
 
@@ -426,7 +351,7 @@ impl Worker {
         let timeout = slot.retry.attempt_timeout;
         if !self.initialized {
             let init = AssertUnwindSafe(slot.exporter.init(&self.ctx)).catch_unwind();
-            match tokio::time::timeout(timeout, init).await {
+            match self.timers.timeout_at(Instant::now() + timeout, init).await {
                 Ok(Ok(Ok(()))) => self.initialized = true,
                 Ok(Ok(Err(e))) => return self.failed(e),
                 Ok(Err(_)) => {
@@ -436,20 +361,20 @@ impl Worker {
             }
         }
         let call = AssertUnwindSafe(slot.exporter.export(&self.inflight)).catch_unwind();
-        match tokio::time::timeout(timeout, call).await {
+        match self.timers.timeout_at(Instant::now() + timeout, call).await {
             Ok(Ok(Ok(outcome))) => {
-                let total = self.inflight.len();
-                let mut retry_idx = Vec::new();
-                let mut retry_class = ErrorClass::Transient;
-                let mut failed = 0;
-                let mut failed_msg = None;
-                let mut retry_msg = None;
+                self.answered();
                 if outcome.rejected.is_empty() && outcome.held.is_empty() {
-                    slot.deliver(total);
-                    self.retire_inflight();
+                    self.settle_all(Outcome::Delivered);
                     return Attempt::Done;
                 }
+                let total = self.inflight.len();
                 let mut seen = vec![false; total];
+                let mut retry_idx = Vec::new();
+                let mut failed_idx = Vec::new();
+                let mut retry_class = ErrorClass::Transient;
+                let mut failed_msg = None;
+                let mut retry_msg = None;
                 for r in outcome.rejected {
                     if r.index >= total || seen[r.index] {
                         continue; // an exporter bug must not corrupt accounting
@@ -462,46 +387,48 @@ impl Worker {
                         retry_idx.push(r.index);
                         retry_msg = Some(r.message);
                     } else {
-                        failed += 1;
+                        failed_idx.push(r.index);
                         failed_msg = Some(r.message);
                     }
                 }
-                // Held items stay pending (counted in `queued`) until the
-                // exporter settles them through its `Custody`.
-                let mut held = 0;
+                // Held items stay pending until the exporter settles them
+                // through its `Custody`.
+                let mut held_idx = Vec::new();
                 for i in outcome.held {
                     if i < total && !seen[i] {
                         seen[i] = true;
-                        held += 1;
+                        held_idx.push(i);
                     }
                 }
-                slot.held.fetch_add(held, Ordering::AcqRel);
-                let delivered = total - failed - retry_idx.len() - held;
-                slot.deliver(delivered);
-                if failed > 0 {
-                    slot.lose(DropReason::PermanentError, failed, failed_msg.as_deref());
-                } else if let Some(m) = &retry_msg {
+                slot.hold(
+                    held_idx
+                        .iter()
+                        .map(|i| (self.inflight[*i].clone(), self.inflight_tags[*i].clone())),
+                );
+                let delivered: Vec<usize> = (0..total).filter(|i| !seen[*i]).collect();
+                self.settle_some(&delivered, Outcome::Delivered);
+                self.settle_some(
+                    &failed_idx,
+                    Outcome::Lost(DropReason::PermanentError, failed_msg.as_deref()),
+                );
+                if failed_idx.is_empty()
+                    && let Some(m) = &retry_msg
+                {
                     slot.counters.set_error(m);
                 }
-                if retry_idx.is_empty() {
-                    self.retire_inflight();
-                    return Attempt::Done;
+                self.keep_only(&retry_idx);
+                if self.inflight.is_empty() {
+                    Attempt::Done
+                } else {
+                    Attempt::Retry(retry_class)
                 }
-                let keep: Vec<EventRef> = retry_idx
-                    .iter()
-                    .map(|i| self.inflight[*i].clone())
-                    .collect();
-                let done = std::mem::replace(&mut self.inflight, keep);
-                self.retire(done);
-                Attempt::Retry(retry_class)
             }
             Ok(Ok(Err(e))) => self.failed(e),
             Ok(Err(_)) => {
                 let n = self.inflight.len();
-                self.retire_inflight();
                 let msg = format!("exporter {} panicked in export", slot.name);
                 tracing::error!(target: "aiobs", exporter = %slot.name, "{msg}; {n} event(s) counted as failed");
-                slot.lose(DropReason::ExporterPanicked, n, Some(&msg));
+                self.settle_all(Outcome::Lost(DropReason::ExporterPanicked, Some(&msg)));
                 Attempt::Done
             }
             Err(_) => self.failed(ExportError::transient(format!(
@@ -510,25 +437,11 @@ impl Worker {
         }
     }
 
-    /// Hands the spans of terminal events to the recycler (see `recycle.rs`).
-    fn retire_inflight(&mut self) {
-        let done = std::mem::take(&mut self.inflight);
-        self.retire(done);
-    }
-
-    fn retire(&mut self, mut done: Vec<EventRef>) {
-        for ev in done.drain(..) {
-            // The last holder of an event unwraps it; the event shell was
-            // allocated on this thread and is freed here.
-            if let Some(ObservabilityEvent::Span { span, .. }) = Arc::into_inner(ev) {
-                self.spent.push(span);
-            }
-        }
-        self.slot.recycler.put(&mut self.spent);
-        // Keep the allocation for the next batch.
-        if self.inflight.capacity() == 0 {
-            self.inflight = done;
-        }
+    /// The destination answered: whatever it said, it is reachable.
+    fn answered(&self) {
+        let mut h = lock(&self.slot.health);
+        h.failures = 0;
+        h.retry_at = None;
     }
 
     fn failed(&mut self, e: ExportError) -> Attempt {
@@ -536,30 +449,139 @@ impl Worker {
         let msg = e.to_string();
         match e.class {
             ErrorClass::Permanent => {
-                let n = self.inflight.len();
-                self.retire_inflight();
-                slot.lose(DropReason::PermanentError, n, Some(&msg));
+                self.answered();
+                self.settle_all(Outcome::Lost(DropReason::PermanentError, Some(&msg)));
                 Attempt::Done
             }
             ErrorClass::Disabled => {
                 if !slot.disabled.swap(true, Ordering::AcqRel) {
                     tracing::error!(target: "aiobs", exporter = %slot.name, error = %msg, "exporter disabled; its events are counted as dropped");
                 }
-                let n = self.inflight.len();
-                self.retire_inflight();
-                slot.lose(DropReason::ExporterDisabled, n, Some(&msg));
+                self.settle_all(Outcome::Lost(DropReason::ExporterDisabled, Some(&msg)));
                 Attempt::Done
             }
             class => {
                 slot.counters.set_error(&msg);
+                {
+                    let mut h = lock(&slot.health);
+                    h.failures = h.failures.saturating_add(1);
+                    h.last_error = Some(msg.chars().take(500).collect());
+                }
                 tracing::debug!(target: "aiobs", exporter = %slot.name, error = %msg, "export failed; will retry");
                 Attempt::Retry(class)
             }
         }
     }
+
+    /// Every item in flight reached `outcome`.
+    fn settle_all(&mut self, outcome: Outcome<'_>) {
+        let n = self.inflight.len();
+        self.slot.settle(
+            &self.core,
+            self.inflight.iter().zip(&self.inflight_tags),
+            outcome,
+        );
+        self.slot.queued.fetch_sub(n, Ordering::AcqRel);
+        self.inflight_tags.clear();
+        let done = std::mem::take(&mut self.inflight);
+        self.retire(done);
+    }
+
+    /// The items in flight at these indices reached `outcome` (they stay in
+    /// `inflight` until [`Worker::keep_only`]).
+    fn settle_some(&mut self, idx: &[usize], outcome: Outcome<'_>) {
+        if idx.is_empty() {
+            return;
+        }
+        self.slot.settle(
+            &self.core,
+            idx.iter()
+                .map(|i| (&self.inflight[*i], &self.inflight_tags[*i])),
+            outcome,
+        );
+        self.slot.queued.fetch_sub(idx.len(), Ordering::AcqRel);
+    }
+
+    /// Keeps only these items in flight (to retry); the rest were settled.
+    fn keep_only(&mut self, keep: &[usize]) {
+        let events: Vec<EventRef> = keep.iter().map(|i| self.inflight[*i].clone()).collect();
+        let tags: Vec<Tag> = keep
+            .iter()
+            .map(|i| self.inflight_tags[*i].clone())
+            .collect();
+        self.inflight_tags = tags;
+        let done = std::mem::replace(&mut self.inflight, events);
+        self.retire(done);
+    }
+
+    /// Hands terminal events back to the router's thread to be freed (see `recycle.rs`).
+    fn retire(&mut self, mut done: Vec<EventRef>) {
+        if self.core.returned.put(&mut done) {
+            self.core.ingress.wake.notify_one();
+        }
+        // Keep an allocation for the next batch.
+        if self.inflight.capacity() == 0 {
+            done.clear();
+            self.inflight = done;
+        }
+    }
 }
 
-enum Attempt {
-    Done,
-    Retry(ErrorClass),
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::bus::barrier::Placed;
+    use crate::bus::test_support;
+    use crate::{InMemoryExporter, TraceId};
+
+    #[tokio::test]
+    async fn a_worker_delivers_what_is_ahead_of_a_barrier_then_passes_it() {
+        let memory = InMemoryExporter::new();
+        let (core, mut rx) = test_support::core(vec![Arc::new(memory.clone())]);
+        let slot = core.slots[0].clone();
+        let epoch = core.global.current(0);
+        let trace = TraceId::random();
+        let routed: Vec<Routed> = (0..3)
+            .map(|_| Routed {
+                event: Arc::new(test_support::ended(trace, "s").into_event()),
+                tag: Tag {
+                    epoch: epoch.clone(),
+                    trace: None,
+                },
+            })
+            .collect();
+        let routed = slot.admit(&core, routed);
+        slot.queued.fetch_add(routed.len(), Ordering::AcqRel);
+        let mut worker = Worker::new(
+            slot.clone(),
+            core.clone(),
+            rx.remove(0),
+            ExporterContext::new("test".into()),
+            Timers::DeadlineThread,
+        );
+        worker.take(routed).await;
+        let barrier = Barrier::new(
+            false,
+            None,
+            vec![true].into(),
+            vec![None].into(),
+            Instant::now() + Duration::from_secs(5),
+        );
+        assert!(barrier.place(Placed::default));
+        worker.pass_barrier(&barrier).await;
+        assert_eq!(
+            barrier.lane(0),
+            LaneResult::Passed {
+                flush_error: None,
+                timed_out: false
+            }
+        );
+        assert_eq!(memory.ended_spans().len(), 3);
+        assert_eq!(epoch.tally().delivered, 3);
+        let s = slot.stats();
+        assert_eq!((s.delivered, s.pending), (3, 0));
+        assert_eq!(slot.queued.load(Ordering::Acquire), 0);
+    }
 }

@@ -20,6 +20,9 @@ pub enum Step {
     Hang,
     /// Acknowledge after this long.
     Slow(Duration),
+    /// Block the calling thread this long (a synchronous vendor SDK call, a
+    /// DNS lookup, a large compression), then acknowledge.
+    Block(Duration),
 }
 
 type Script = dyn Fn(u64, &ExportBatch) -> Step + Send + Sync;
@@ -34,6 +37,19 @@ pub struct Scripted {
     pub script: Arc<Script>,
     pub calls: Arc<AtomicU64>,
     pub acked: Arc<Mutex<Vec<Arc<ObservabilityEvent>>>>,
+    /// How the exporter's own `flush`/`shutdown` behave.
+    pub on_flush: FlushBehaviour,
+}
+
+/// What the exporter's own `flush` and `shutdown` do.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FlushBehaviour {
+    #[default]
+    Ok,
+    /// `shutdown` never returns (an SDK waiting for a dead connection).
+    HangOnShutdown,
+    /// `flush` and `shutdown` block their thread this long.
+    Block(Duration),
 }
 
 impl std::fmt::Debug for Scripted {
@@ -59,6 +75,7 @@ impl Scripted {
             script: Arc::new(script),
             calls: Arc::default(),
             acked: Arc::default(),
+            on_flush: FlushBehaviour::Ok,
         }
     }
     pub fn ok(name: &str) -> Self {
@@ -70,6 +87,10 @@ impl Scripted {
     }
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
+        self
+    }
+    pub fn on_flush(mut self, b: FlushBehaviour) -> Self {
+        self.on_flush = b;
         self
     }
     pub fn with_signals(mut self, s: Signals) -> Self {
@@ -119,14 +140,31 @@ impl Exporter for Scripted {
             Step::Panic => panic!("scripted exporter panics on call {call}"),
             Step::Hang => std::future::pending::<()>().await,
             Step::Slow(d) => tokio::time::sleep(d).await,
+            Step::Block(d) => std::thread::sleep(d),
         }
         self.acked.lock().unwrap().extend(batch.iter().cloned());
         Ok(ExportOutcome::all_delivered())
     }
     async fn flush(&self, _deadline: Instant) -> Result<(), ExportError> {
+        if let FlushBehaviour::Block(d) = self.on_flush {
+            std::thread::sleep(d);
+        }
         Ok(())
     }
     async fn shutdown(&self, _deadline: Instant) -> Result<(), ExportError> {
+        match self.on_flush {
+            FlushBehaviour::Ok => {}
+            FlushBehaviour::HangOnShutdown => std::future::pending::<()>().await,
+            FlushBehaviour::Block(d) => std::thread::sleep(d),
+        }
         Ok(())
     }
+}
+
+/// Spans of one trace the exporter acknowledged (ended spans only).
+pub fn acked_in_trace(e: &Scripted, trace: aiobs_core::TraceId) -> usize {
+    e.acked()
+        .iter()
+        .filter(|ev| ev.span().is_some_and(|s| s.trace_id == trace))
+        .count()
 }
