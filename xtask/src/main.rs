@@ -44,6 +44,8 @@ fn main() -> ExitCode {
                     "-p",
                     "aiobs-exporter-langfuse",
                     "-p",
+                    "aiobs-otel-bridge",
+                    "-p",
                     "aiobs-exporter-sentry",
                     "--test",
                     "conformance",

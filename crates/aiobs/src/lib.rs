@@ -49,6 +49,7 @@
 //! | `postgres` | the PostgreSQL backend of `exporters::default` |
 //! | `cloud` | `exporters::cloud`: gzip JSON batches to an HTTP ingest endpoint |
 //! | `langfuse` | `exporters::langfuse`: Langfuse (OTLP or ingestion API) |
+//! | `otel` | `exporters::otel`: any OTLP backend with the GenAI semantic conventions, GenAI metrics, trace context both ways |
 //! | `sentry` | `exporters::sentry`: Sentry AI Agents transactions and linked error events |
 //! | `full` | all of the above |
 //!
@@ -81,4 +82,10 @@ pub mod exporters {
     #[cfg(feature = "sentry")]
     #[cfg_attr(docsrs, doc(cfg(feature = "sentry")))]
     pub use aiobs_exporter_sentry as sentry;
+    /// OpenTelemetry: `OtelExporter` (any OTLP/HTTP backend, GenAI semantic
+    /// conventions and metrics), `OtelBridge` (trace context both ways) and
+    /// `OtelProviderExporter` (recording into your own `SdkTracerProvider`).
+    #[cfg(feature = "otel")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
+    pub use aiobs_otel_bridge as otel;
 }

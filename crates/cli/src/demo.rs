@@ -14,6 +14,7 @@ use aiobs_exporter_cloud::CloudExporter;
 use aiobs_exporter_default::{DatabaseUrl, DefaultExporter, Storage};
 use aiobs_exporter_langfuse::LangfuseExporter;
 use aiobs_exporter_sentry::SentryExporter;
+use aiobs_otel_bridge::OtelExporter;
 
 use crate::{Error, render};
 
@@ -36,6 +37,15 @@ pub(crate) async fn run(
     if std::env::var_os("AIOBS_CLOUD_ENDPOINT").is_some() {
         builder = builder.exporter(CloudExporter::from_env()?);
         destinations.push("cloud".into());
+    }
+    let otel_endpoint = [
+        aiobs_otel_bridge::ENV_ENDPOINT,
+        aiobs_otel_bridge::ENV_TRACES_ENDPOINT,
+    ];
+    if otel_endpoint.iter().any(|v| std::env::var_os(v).is_some()) {
+        let otel = OtelExporter::from_env()?;
+        destinations.push(format!("otel ({})", otel.traces_url()));
+        builder = builder.exporter(otel);
     }
     if std::env::var_os("SENTRY_DSN").is_some() {
         builder = builder.exporter(SentryExporter::from_env()?);

@@ -10,6 +10,8 @@ fn aiobs(db: &str, args: &[&str]) -> Output {
         .args(args)
         .env_remove("LANGFUSE_PUBLIC_KEY")
         .env_remove("AIOBS_CLOUD_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
         .env_remove("SENTRY_DSN")
         .env_remove("AIOBS_DATABASE_URL")
         .output()
@@ -169,6 +171,9 @@ fn demo_sends_to_the_exporters_the_environment_configures() {
         .env("LANGFUSE_BASE_URL", langfuse.url())
         .env("AIOBS_CLOUD_ENDPOINT", ingest.url())
         .env("AIOBS_CLOUD_TOKEN", "demo-token")
+        .env_remove("SENTRY_DSN")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));
@@ -237,6 +242,8 @@ fn demo_sends_its_trace_and_its_error_to_sentry_when_sentry_dsn_is_set() {
         ])
         .env_remove("LANGFUSE_PUBLIC_KEY")
         .env_remove("AIOBS_CLOUD_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
         .env("SENTRY_DSN", format!("http://demo-key@{host}/42"))
         .env("SENTRY_ENVIRONMENT", "demo")
         .output()
@@ -282,6 +289,61 @@ fn demo_sends_its_trace_and_its_error_to_sentry_when_sentry_dsn_is_set() {
 }
 
 #[test]
+fn demo_sends_its_trace_over_otlp_when_the_endpoint_is_set() {
+    use aiobs_conformance::http::ScriptedHttpServer;
+    let collector = ScriptedHttpServer::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_aiobs"))
+        .args([
+            "--db",
+            dir.path().join("aiobs.db").to_str().unwrap(),
+            "demo",
+        ])
+        .env_remove("LANGFUSE_PUBLIC_KEY")
+        .env_remove("AIOBS_CLOUD_ENDPOINT")
+        .env_remove("SENTRY_DSN")
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", collector.url())
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
+        .env("OTEL_SERVICE_NAME", "weather-agent")
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let out = text(&o);
+    assert!(out.contains("otel: delivered 10"), "{out}");
+
+    let requests = collector.requests_to("/v1/traces");
+    assert!(!requests.is_empty(), "no OTLP request: {out}");
+    let spans: Vec<serde_json::Value> = requests
+        .iter()
+        .flat_map(|r| {
+            let body: serde_json::Value = r.json().unwrap();
+            body["resourceSpans"][0]["scopeSpans"][0]["spans"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(spans.len(), 10, "every demo span reached the collector");
+    let trace = trace_id_of(&o);
+    assert!(
+        spans.iter().all(|s| s["traceId"] == trace.as_str()),
+        "{out}"
+    );
+    let names: Vec<&str> = spans.iter().filter_map(|s| s["name"].as_str()).collect();
+    for name in [
+        "invoke_agent Weather agent",
+        "chat gpt-4o-mini",
+        "execute_tool get_forecast",
+    ] {
+        assert!(names.contains(&name), "{name} not in {names:?}");
+    }
+    let service = &requests[0].json::<serde_json::Value>().unwrap()["resourceSpans"][0]["resource"];
+    assert!(service.to_string().contains("weather-agent"), "{service}");
+}
+
+#[test]
 fn pages_continue_with_the_printed_cursor_and_the_store_comes_from_the_environment() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("env.db");
@@ -291,6 +353,9 @@ fn pages_continue_with_the_printed_cursor_and_the_store_comes_from_the_environme
             .env("AIOBS_DATABASE_URL", format!("sqlite://{}", db.display()))
             .env_remove("LANGFUSE_PUBLIC_KEY")
             .env_remove("AIOBS_CLOUD_ENDPOINT")
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            .env_remove("SENTRY_DSN")
             .output()
             .unwrap();
         assert!(o.status.success(), "{}", text(&o));

@@ -497,13 +497,16 @@ impl FlushReport {
             .collect()
     }
     /// True when the call completed, its counts are exact, nothing it
-    /// covers is pending, and nothing it covers was lost.
+    /// covers is pending, nothing it covers was lost, and every exporter's
+    /// own flush (a vendor SDK's queue, an OpenTelemetry provider's
+    /// `force_flush`) succeeded.
     pub fn is_success(&self) -> bool {
         self.completed
             && self.cause.is_none()
             && self.coverage == Coverage::Exact
             && self.pending() == 0
             && self.lost() == 0
+            && self.exporters.iter().all(|e| e.flush_error.is_none())
     }
 }
 

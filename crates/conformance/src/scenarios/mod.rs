@@ -76,7 +76,7 @@ pub enum Scenario {
 
 impl Scenario {
     /// Every scenario, in the order `run_all` runs them.
-    pub const ALL: [Scenario; 15] = [
+    pub const ALL: [Scenario; 17] = [
         Self::AlwaysSucceed,
         Self::TransientErrors,
         Self::PermanentErrors,

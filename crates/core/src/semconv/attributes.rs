@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use serde_json::Value;
 
-use super::messages::{Side, system_instructions, to_messages};
+use super::messages::{Side, system_instructions, to_messages_text};
 use super::*;
 use crate::span::{ExportedSpan, SpanAttributes, SpanStatus, Usage};
 
@@ -121,7 +121,7 @@ pub type Attribute<'a> = (&'static str, AttrValue<'a>);
 /// | model: streaming | `gen_ai.request.stream` |
 /// | model: response model, id, finish reason | `gen_ai.response.model`, `.id`, `.finish_reasons` (a one-element array) |
 /// | model: completion start | `gen_ai.response.time_to_first_chunk` (seconds after the span's start) |
-/// | usage | `gen_ai.usage.input_tokens` (cached included), `.output_tokens` (reasoning included), `.cache_read.input_tokens`, `.cache_creation.input_tokens`, `.reasoning.output_tokens` |
+/// | usage | `gen_ai.usage.input_tokens` (cached included), `.output_tokens` (reasoning included), `.cache_read.input_tokens`, `.cache_creation.input_tokens`, `.reasoning.output_tokens` — for every model span that carries usage: the exporter moves a non-billable span's usage ([`ExportedSpan::billable_usage`]) under names of its own ([`usage_attributes`]) |
 /// | agent | `gen_ai.agent.name` ([`agent_name`]), `gen_ai.agent.id` (`AgentAttributes::agent_id`, else the entity id) |
 /// | tool | `gen_ai.tool.name` ([`tool_name`]), `.type`, `.description` |
 /// | workflow run | `gen_ai.workflow.name` (the span name) |
@@ -177,6 +177,10 @@ pub fn attributes<'a>(span: &'a ExportedSpan, opts: AttributeOptions) -> Vec<Att
                     AttrValue::Double(d.as_secs_f64()),
                 ));
             }
+            // Written for every model span that carries usage; a span nested
+            // in another model span is not billable (`ExportedSpan::billable_usage`),
+            // and exporters move its usage under names of their own
+            // (`usage_attributes`), so destinations never add it up twice.
             if let Some(u) = &m.usage {
                 usage(u, &mut out);
             }
@@ -247,16 +251,42 @@ pub fn attributes<'a>(span: &'a ExportedSpan, opts: AttributeOptions) -> Vec<Att
 
 /// The usage attributes (all five registry keys that apply).
 fn usage<'a>(u: &Usage, out: &mut Vec<Attribute<'a>>) {
-    out.push((GEN_AI_USAGE_INPUT_TOKENS, u.input_tokens.into()));
-    out.push((GEN_AI_USAGE_OUTPUT_TOKENS, u.output_tokens.into()));
+    usage_with_names(u, USAGE_NAMES, out);
+}
+
+/// The five usage attribute names: input, output, cache read, cache
+/// creation, reasoning.
+pub type UsageNames = [&'static str; 5];
+
+const USAGE_NAMES: UsageNames = [
+    GEN_AI_USAGE_INPUT_TOKENS,
+    GEN_AI_USAGE_OUTPUT_TOKENS,
+    GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
+    GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
+    GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
+];
+
+/// Usage under other names: for the usage of a model span that is not
+/// billable (an exporter that still wants to show it writes it under names
+/// of its own, which backends do not add up).
+pub fn usage_attributes<'a>(u: &Usage, names: UsageNames) -> Vec<Attribute<'a>> {
+    let mut out = Vec::with_capacity(5);
+    usage_with_names(u, names, &mut out);
+    out
+}
+
+fn usage_with_names<'a>(u: &Usage, names: UsageNames, out: &mut Vec<Attribute<'a>>) {
+    let [input, output, cache_read, cache_creation, reasoning] = names;
+    out.push((input, u.input_tokens.into()));
+    out.push((output, u.output_tokens.into()));
     if let Some(n) = u.input_details.cache_read {
-        out.push((GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, n.into()));
+        out.push((cache_read, n.into()));
     }
     if let Some(n) = u.input_details.cache_write {
-        out.push((GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, n.into()));
+        out.push((cache_creation, n.into()));
     }
     if let Some(n) = u.output_details.reasoning {
-        out.push((GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, n.into()));
+        out.push((reasoning, n.into()));
     }
 }
 
@@ -402,13 +432,13 @@ fn content<'a>(span: &'a ExportedSpan, op: Option<Operation>, out: &mut Vec<Attr
             if let Some(i) = &span.input {
                 out.push((
                     GEN_AI_INPUT_MESSAGES,
-                    to_messages(i, Side::Input, fr).to_string().into(),
+                    to_messages_text(i, Side::Input, fr).into(),
                 ));
             }
             if let Some(o) = &span.output {
                 out.push((
                     GEN_AI_OUTPUT_MESSAGES,
-                    to_messages(o, Side::Output, fr).to_string().into(),
+                    to_messages_text(o, Side::Output, fr).into(),
                 ));
             }
         }
@@ -587,6 +617,37 @@ mod tests {
         let step = span("step", SpanType::WorkflowStep);
         assert!(attributes(&step, AttributeOptions::default()).is_empty());
         assert!(!content_has_convention(&step));
+    }
+
+    #[test]
+    fn nested_usage_can_be_written_under_other_names() {
+        let mut step = span("step 0", SpanType::ModelStep);
+        step.attributes = ModelAttributes::new("gpt-4o-mini", "openai")
+            .with_usage(Usage::new(120, 30))
+            .into();
+        step.ancestry = Arc::from(vec![crate::Ancestor::new(
+            SpanId::random(),
+            step.start_time,
+            SpanType::ModelGeneration,
+        )]);
+        assert!(
+            step.billable_usage().is_none(),
+            "the generation carries these tokens"
+        );
+        let attrs = attributes(&step, AttributeOptions::default());
+        assert_eq!(
+            map(&attrs)["gen_ai.usage.input_tokens"],
+            &AttrValue::Int(120),
+            "the table writes them; the exporter renames them"
+        );
+        let own = usage_attributes(
+            step.attributes.usage().unwrap(),
+            ["a.in", "a.out", "a.cr", "a.cw", "a.r"],
+        );
+        assert_eq!(
+            own,
+            vec![("a.in", AttrValue::Int(120)), ("a.out", AttrValue::Int(30))]
+        );
     }
 
     #[test]

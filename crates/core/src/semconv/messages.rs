@@ -21,6 +21,7 @@
 //! does not know is kept as it is (the schema's generic part) when it has a
 //! `type`, and as JSON text otherwise.
 
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 /// Which side of the call a value was recorded on.
@@ -36,6 +37,37 @@ impl Side {
             Self::Input => "user",
             Self::Output => "assistant",
         }
+    }
+}
+
+/// [`to_messages`] as JSON text. A plain string — the common case — is
+/// written directly, without building the intermediate JSON tree.
+pub(crate) fn to_messages_text(value: &Value, side: Side, finish_reason: &str) -> String {
+    #[derive(Serialize)]
+    struct Part<'a> {
+        content: &'a str,
+        #[serde(rename = "type")]
+        kind: &'static str,
+    }
+    #[derive(Serialize)]
+    struct Message<'a> {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        finish_reason: Option<&'a str>,
+        parts: [Part<'a>; 1],
+        role: &'static str,
+    }
+    match value {
+        // Fields in the order serde_json's sorted maps would write them.
+        Value::String(text) => serde_json::to_string(&[Message {
+            finish_reason: (side == Side::Output).then_some(finish_reason),
+            parts: [Part {
+                content: text,
+                kind: "text",
+            }],
+            role: side.default_role(),
+        }])
+        .unwrap_or_default(),
+        other => to_messages(other, side, finish_reason).to_string(),
     }
 }
 
@@ -191,6 +223,23 @@ fn openai_tool_call(c: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_text_fast_path_writes_what_the_tree_would() {
+        for v in [
+            json!("plain \"quoted\" é"),
+            json!({"a": 1}),
+            json!([{"role": "user", "content": "x"}]),
+        ] {
+            for side in [Side::Input, Side::Output] {
+                assert_eq!(
+                    to_messages_text(&v, side, "stop"),
+                    to_messages(&v, side, "stop").to_string(),
+                    "{v} {side:?}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn strings_become_one_text_message() {

@@ -24,7 +24,10 @@
 //! - the attribute table itself ([`attributes`]): which `gen_ai.*`,
 //!   `user.id`, `session.id` and `error.type` attributes a span carries, with
 //!   content (messages in the conventions' parts schema, tool arguments and
-//!   results) only when capture is on ([`AttributeOptions`]).
+//!   results) only when capture is on ([`AttributeOptions`]);
+//! - the same table read back ([`GenAiFields`]): `gen_ai.*` attributes, as a
+//!   `tracing` layer receives them, turned into a span type, typed
+//!   attributes, usage and content.
 //!
 //! ```
 //! use aiobs_core::semconv::{self, Operation};
@@ -44,10 +47,13 @@ use crate::span::{ExportedSpan, SpanAttributes, SpanType};
 
 mod attributes;
 mod messages;
+mod read;
 
 pub use attributes::{
-    AttrValue, Attribute, AttributeOptions, attributes, content_has_convention, unmapped_parameters,
+    AttrValue, Attribute, AttributeOptions, UsageNames, attributes, content_has_convention,
+    unmapped_parameters, usage_attributes,
 };
+pub use read::GenAiFields;
 
 /// The semantic conventions version followed (see the module docs).
 pub const SEMCONV_VERSION: &str = "1.42.0";
